@@ -62,11 +62,22 @@ PRIMITIVES = {
 }
 
 
+#: Layer kernels, in ``backend.nn`` (blobs are (h, w, c, n) column-major).
+NN_PRIMITIVES = {
+    "conv2d_forward": "(x, w, b, stride, pad, group) -> y",
+    "conv2d_backward": "(x, w, dy, stride, pad, group, need_dx, need_dw) -> (dx, dw, db)",
+    "pool2d_forward": "(x, mode, ksize, stride, pad, cover_all) -> (y, cache)",
+    "pool2d_backward": "(dy, cache, mode, ksize, stride, pad) -> dx",
+}
+
+
 def check_backend(backend):
     """Raise TypeError naming any primitive or op the backend lacks."""
     missing = [name for name in PRIMITIVES if not callable(getattr(backend, name, None))]
     missing += [f"binary[{op!r}]" for op in BINARY_OPS if op not in getattr(backend, "binary", {})]
     missing += [f"unary[{op!r}]" for op in UNARY_OPS if op not in getattr(backend, "unary", {})]
+    nn = getattr(backend, "nn", None)
+    missing += [f"nn.{name}" for name in NN_PRIMITIVES if not callable(getattr(nn, name, None))]
     for attr in ("name", "is_gpu"):
         if not hasattr(backend, attr):
             missing.append(attr)

@@ -98,6 +98,9 @@ def variance(A, w=0, dim=None):
     if d > A.ndim:
         return Matrix(be.full(A.shape, 0, _F32), "single", be)
     n = A.shape[d - 1]
+    if n == 0:
+        shape = tuple(1 if i == d - 1 else s for i, s in enumerate(A.shape))
+        return Matrix(be.full(shape, np.nan, _F32), "single", be)
     x = _float_data(A, _F64)
     m = be.binary["div"](be.reduce("sum", x, d - 1), n)
     dev = be.binary["sub"](x, m)

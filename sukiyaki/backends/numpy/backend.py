@@ -22,7 +22,8 @@ def _round_half_away(x):
         return x.copy()
     r = np.round(x)
     t = np.trunc(x)
-    half = np.abs(x - t) == 0.5
+    with np.errstate(invalid="ignore"):
+        half = np.abs(x - t) == 0.5
     if half.any():
         r[half] = (t + np.sign(x))[half]
     return r
@@ -53,9 +54,12 @@ class NumpyBackend:
     is_gpu = False
 
     def __init__(self):
+        from sukiyaki.backends.numpy import nn
+
+        self.nn = nn
         self._rng = np.random.default_rng()
         self.binary = {
-            "add": np.add, "sub": np.subtract, "mul": np.multiply,
+            "add": _quiet(np.add), "sub": _quiet(np.subtract), "mul": _quiet(np.multiply),
             "div": _quiet(np.true_divide), "pow": _quiet(np.power),
             "maximum": np.fmax, "minimum": np.fmin,
             "mod": _quiet(_mod), "rem": _quiet(_rem), "atan2": np.arctan2,
@@ -110,7 +114,8 @@ class NumpyBackend:
         return x.copy(order="K")
 
     def astype(self, x, dtype):
-        return x.astype(dtype, copy=False)
+        with np.errstate(all="ignore"):  # float64 beyond the float32 range becomes Inf silently
+            return x.astype(dtype, copy=False)
 
     def cast_wrap(self, x, dtype):
         dtype = np.dtype(dtype)
@@ -131,6 +136,10 @@ class NumpyBackend:
 
     # --- reductions ---
     def reduce(self, op, x, axis):
+        with np.errstate(all="ignore"):
+            return self._reduce(op, x, axis)
+
+    def _reduce(self, op, x, axis):
         if op == "sum":
             return np.sum(x, axis=axis, keepdims=True)
         if op == "prod":
@@ -165,10 +174,11 @@ class NumpyBackend:
         return vals, idx
 
     def cumulative(self, op, x, axis):
-        if op == "cumsum":
-            return np.cumsum(x, axis=axis)
-        if op == "cumprod":
-            return np.cumprod(x, axis=axis)
+        with np.errstate(all="ignore"):
+            if op == "cumsum":
+                return np.cumsum(x, axis=axis)
+            if op == "cumprod":
+                return np.cumprod(x, axis=axis)
         raise ValueError(f"unknown cumulative op {op!r}")
 
     def matmul(self, x, y):

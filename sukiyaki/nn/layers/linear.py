@@ -1,0 +1,71 @@
+"""linear (fully connected) layer: y = W' x + b with W of shape (in, out), as the original."""
+
+import math
+
+import numpy as np
+
+from sukiyaki.nn.layer import REQUIRED, BlobSpec, Layer, batch_size, register_layer
+from sukiyaki.nn.layers._util import he_normal, native, wrap
+
+
+@register_layer
+class Linear(Layer):
+    """Params: in_shape (per-sample input shape; inferred when omitted), out_size, bias."""
+
+    type_name = "linear"
+    defaults = {"in_shape": None, "out_size": REQUIRED, "bias": True}
+
+    def __init__(self, name, params=None):
+        super().__init__(name, params)
+        self.out_size = self.int_param("out_size", 1)
+        shp = self.params["in_shape"]
+        if shp is not None:
+            if isinstance(shp, int):
+                shp = [shp]
+            if not isinstance(shp, (list, tuple)) or not shp or any(not isinstance(s, int) or s < 1 for s in shp):
+                raise self.error(f"in_shape must be a list of positive integers, got {self.params['in_shape']!r}")
+        self.in_shape = shp
+
+    def infer(self, in_specs):
+        self.expect_inputs(in_specs)
+        got = in_specs[0]
+        if self.in_shape is not None and math.prod(self.in_shape) != got.size:
+            raise self.error(f"in_shape {self.in_shape} ({math.prod(self.in_shape)} values) does not match the input {got}")
+        self.in_size = got.size
+        return [BlobSpec((self.out_size,), "single")]
+
+    def param_shapes(self):
+        shapes = {"weight": (self.in_size, self.out_size)}
+        if self.params["bias"]:
+            shapes["bias"] = (self.out_size,)
+        return shapes
+
+    def init_params(self, rng):
+        out = {"weight": np.asfortranarray(he_normal(rng, (self.in_size, self.out_size), self.in_size))}
+        if self.params["bias"]:
+            out["bias"] = np.zeros(self.out_size, np.float32)
+        return out
+
+    def forward(self, inputs, ctx):
+        x = inputs[0]
+        be = x._backend
+        n = batch_size(x, self.in_specs[0])
+        x2 = native(x, (self.in_size, n))
+        W = native(self.weights["weight"], (self.in_size, self.out_size))
+        y = be.matmul(be.transpose(W, (1, 0)), x2)
+        if "bias" in self.weights:
+            y = be.binary["add"](y, native(self.weights["bias"], (self.out_size, 1)))
+        return [wrap(y, be)]
+
+    def backward(self, inputs, outputs, deltas, ctx):
+        x = inputs[0]
+        be = x._backend
+        n = batch_size(x, self.in_specs[0])
+        x2 = native(x, (self.in_size, n))
+        dy = native(deltas[0], (self.out_size, n))
+        W = native(self.weights["weight"], (self.in_size, self.out_size))
+        self.accumulate_grad("weight", wrap(be.matmul(x2, be.transpose(dy, (1, 0))), be))
+        if "bias" in self.weights:
+            self.accumulate_grad("bias", wrap(be.reduce("sum", dy, 1), be))
+        dx = be.matmul(W, dy)
+        return [wrap(be.reshape(dx, tuple(self.in_specs[0].shape) + (n,)), be)]

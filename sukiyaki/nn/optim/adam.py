@@ -1,0 +1,33 @@
+"""Adam (Kingma and Ba 2015) with bias correction."""
+
+import math
+
+from sukiyaki.matrix import sqrt
+from sukiyaki.nn.optim.base import Optimizer, register_optimizer
+
+
+@register_optimizer
+class Adam(Optimizer):
+    """m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2; w <- w - lr_t m / (sqrt(v) + eps)."""
+
+    type_name = "adam"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, schedule=None):
+        super().__init__(lr, weight_decay, schedule)
+        for key, v in (("beta1", beta1), ("beta2", beta2)):
+            if not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ValueError(f"adam: {key} must be in [0, 1), got {v!r}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def update_one(self, w, g, state, lr):
+        t = self.iteration + 1
+        m = state.get("m")
+        v = state.get("v")
+        m = g * (1 - self.beta1) if m is None else m * self.beta1 + g * (1 - self.beta1)
+        v = g * g * (1 - self.beta2) if v is None else v * self.beta2 + g * g * (1 - self.beta2)
+        state["m"], state["v"] = m, v
+        lr_t = lr * math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+        return w - m * lr_t / (sqrt(v) + self.eps)
+
+    def config(self):
+        return super().config() | {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

@@ -1,0 +1,35 @@
+"""SGD and momentum SGD (the paper's optimiser)."""
+
+from sukiyaki.nn.optim.base import Optimizer, register_optimizer
+
+
+@register_optimizer
+class SGD(Optimizer):
+    """w <- w - lr * g."""
+
+    type_name = "sgd"
+
+    def update_one(self, w, g, state, lr):
+        return w - g * lr
+
+
+@register_optimizer
+class MomentumSGD(Optimizer):
+    """v <- momentum * v - lr * g; w <- w + v (as the original's optimizer_momentum_sgd)."""
+
+    type_name = "momentum_sgd"
+
+    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, schedule=None):
+        super().__init__(lr, weight_decay, schedule)
+        if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+            raise ValueError(f"momentum_sgd: momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+
+    def update_one(self, w, g, state, lr):
+        v = state.get("velocity")
+        v = g * (-lr) if v is None else v * self.momentum - g * lr
+        state["velocity"] = v
+        return w + v
+
+    def config(self):
+        return super().config() | {"momentum": self.momentum}
