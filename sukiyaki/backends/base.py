@@ -64,8 +64,8 @@ PRIMITIVES = {
 
 #: Layer kernels, in ``backend.nn`` (blobs are (h, w, c, n) column-major).
 NN_PRIMITIVES = {
-    "conv2d_forward": "(x, w, b, stride, pad, group) -> y",
-    "conv2d_backward": "(x, w, dy, stride, pad, group, need_dx, need_dw) -> (dx, dw, db)",
+    "conv2d_forward": "(x, w, b, stride, pad, group, keep) -> (y, cache for backward or None)",
+    "conv2d_backward": "(x, w, dy, stride, pad, group, need_dx, need_dw, cache) -> (dx, dw, db)",
     "pool2d_forward": "(x, mode, ksize, stride, pad, cover_all) -> (y, cache)",
     "pool2d_backward": "(dy, cache, mode, ksize, stride, pad) -> dx",
 }

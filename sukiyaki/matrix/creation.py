@@ -65,7 +65,8 @@ def array(x, klass=None, like=None, device=None):
     numpy arrays keep their shape as the MATLAB size (a 1-d array of n becomes n x 1,
     a 0-d array 1 x 1) and are not copied when the dtype already matches; a flat Python
     list becomes a row, as MATLAB's ``[1 2 3]``; nested lists give rows of a matrix.
-    float64 and other float data become ``single``; other integers ``int32``.
+    Lists and Python numbers (literals) give ``single`` (``logical`` for bools); numpy
+    float64 and other float data become ``single``, other integers ``int32``.
 
     Args:
         x: the values.
@@ -84,8 +85,11 @@ def array(x, klass=None, like=None, device=None):
             if be is not out._backend:
                 out = dev.to_backend(out, be)
         return out
-    if isinstance(x, (list, tuple)):
-        a = np.array(x)
+    if isinstance(x, (list, tuple, int, float)):  # a Python number is a literal too: single
+        try:
+            a = np.array(x)
+        except ValueError:  # numpy >= 1.24 refuses ragged lists
+            a = np.array(None, dtype=object)
         if a.dtype == object:
             raise ValueError("array: nested lists must be rectangular and hold numbers only")
         if a.size == 0 and a.ndim == 1:

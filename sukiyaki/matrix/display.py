@@ -37,9 +37,10 @@ def format_matrix(A):
     """MATLAB-like text of a Matrix: a header line with size and klass, then the values."""
     try:
         a = A.to_numpy()
+        shape = A.shape
     except RuntimeError as exc:
         return f"<{A.klass} matrix: {exc}>"
-    head = f"{size_str(A.shape)} {A.klass}" + ("" if A.device == "numpy" else f" on {A.device}")
+    head = f"{size_str(shape)} {A.klass}" + ("" if A.device == "numpy" else f" on {A.device}")
     if a.size == 0:
         return head + " (empty)"
     if a.size > MAX_ELEMENTS:

@@ -131,7 +131,7 @@ def _check_array_index(a, extent, what):
     """0-based int64 indices from an array of 1-based values (checked)."""
     if a.dtype.kind == "f":
         if a.size and (not np.all(np.isfinite(a)) or np.any(a != np.trunc(a))):
-            bad = a[~np.isfinite(a) | (a != np.trunc(a))].reshape(-1)[0]
+            bad = a[~np.isfinite(a) | (a != np.trunc(a))].reshape(-1)[0].item()
             raise IndexError(f"{what}: index must be a positive integer, got {bad!r}")
     elif a.dtype.kind not in "iu":
         raise IndexError(f"{what}: index of dtype {a.dtype} is not supported")

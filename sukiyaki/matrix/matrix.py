@@ -400,7 +400,10 @@ def arith(op, a, b):
     """Elementwise arithmetic with the original's klass rules (op names: backends.base)."""
     xa, xb, klasses, be = _operands(a, b)
     k = K.arith_klass(klasses)
-    if k == "single":
+    if k == "single" and ("int32" in klasses or not klasses):
+        # int32 values (and plain numbers) may not fit float32: compute in double, as the original
+        r = be.astype(be.binary[op](_as_dtype(be, xa, _F64), _as_dtype(be, xb, _F64)), _F32)
+    elif k == "single":
         r = be.binary[op](_as_dtype(be, xa, _F32), _as_dtype(be, xb, _F32))
         if r.dtype != _F32:
             r = be.astype(r, _F32)

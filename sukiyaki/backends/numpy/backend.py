@@ -84,7 +84,7 @@ class NumpyBackend:
         return np.asarray(a)
 
     def to_numpy(self, x):
-        return x
+        return np.asarray(x)  # x itself; raises for a destructed matrix's stand-in
 
     def empty(self, shape, dtype):
         return np.empty(shape, dtype=dtype, order="F")

@@ -55,16 +55,44 @@ def _col2im(dcols, shape, ka, kb, sa, sb, oa, ob):
     return dXp
 
 
-def conv2d_forward(x, w, b, stride, pad, group=1):
+#: Keep the lowered columns of a convolution for its backward pass when they are this small.
+CACHE_COLS_BYTES = 64 << 20
+#: Lower through a channels-last copy when in_channels * kernel width reaches this (longer
+#: contiguous runs than the channel-first windows; measured on LeNet's conv2).
+CHANNELS_LAST_MIN_RUN = 16
+
+
+def _weights(w):
+    return np.ascontiguousarray(w.reshape(w.shape + (1,) * (4 - w.ndim), order="F").T)  # (out, cin, kw, kh)
+
+
+def _cl_cols(X, ka, kb, sa, sb, pa, pb, oa, ob):
+    """Columns (N * oa * ob, ka * kb * C) from a channels-last padded copy of X."""
+    N, C, A, B = X.shape
+    Xc = np.zeros((N, A + 2 * pa, B + 2 * pb, C), dtype=_F32)
+    Xc[:, pa:pa + A, pb:pb + B, :] = X.transpose(0, 2, 3, 1)
+    s = Xc.strides
+    win = as_strided(Xc, (N, oa, ob, ka, kb * C), (s[0], s[1] * sa, s[2] * sb, s[1], s[3]), writeable=False)
+    return win.reshape(N * oa * ob, ka * kb * C)
+
+
+def _use_channels_last(C, kb, group):
+    return group == 1 and C * kb >= CHANNELS_LAST_MIN_RUN
+
+
+def conv2d_forward(x, w, b, stride, pad, group=1, keep=False):
     """Convolution of x (h, w, c, n) with weight (kh, kw, c/group, out) and bias (out,) or None.
 
     Args:
         stride, pad: (sh, sw), (ph, pw).
+        keep: return a cache for conv2d_backward (the lowered columns, when small).
     Returns:
-        y of shape (h', w', out, n), column-major.
+        (y, cache): y of shape (h', w', out, n), column-major.
     """
     X = _cview(x)
-    W = np.ascontiguousarray(w.reshape(w.shape + (1,) * (4 - w.ndim), order="F").T)  # (out, cin, kw, kh)
+    if X.dtype != _F32:
+        X = X.astype(_F32)
+    W = _weights(w)
     N, C, A, B = X.shape
     O, Cg, ka, kb = W.shape
     sa, sb = stride[1], stride[0]
@@ -72,39 +100,70 @@ def conv2d_forward(x, w, b, stride, pad, group=1):
     oa, ob = conv_out_size(A, ka, sa, pa), conv_out_size(B, kb, sb, pb)
     if oa <= 0 or ob <= 0:
         raise ValueError(f"convolution output would be empty: input {B}x{A}, kernel {kb}x{ka}, pad {pad}")
-    Xp = _pad(X, pa, pb)
-    Y = np.empty((N, O, oa * ob), dtype=_F32)
-    og = O // group
-    for g in range(group):
-        cols = _im2col(Xp[:, g * Cg:(g + 1) * Cg], ka, kb, sa, sb, oa, ob)
-        Wm = W[g * og:(g + 1) * og].reshape(og, Cg * ka * kb)
-        np.matmul(Wm, cols, out=Y[:, g * og:(g + 1) * og])
-    if b is not None:
-        Y += b.reshape(1, O, 1)
-    return Y.reshape(N, O, oa, ob).T
+    cache = None
+    if _use_channels_last(C, kb, group):
+        cols = _cl_cols(X, ka, kb, sa, sb, pa, pb, oa, ob)
+        Ycl = cols @ W.transpose(2, 3, 1, 0).reshape(ka * kb * C, O)
+        if b is not None:
+            Ycl += b.reshape(1, O)
+        Y = np.ascontiguousarray(Ycl.reshape(N, oa * ob, O).transpose(0, 2, 1))
+        if keep and cols.nbytes <= CACHE_COLS_BYTES:
+            cache = cols
+    else:
+        Xp = _pad(X, pa, pb)
+        Y = np.empty((N, O, oa * ob), dtype=_F32)
+        og = O // group
+        for g in range(group):
+            cols = _im2col(Xp[:, g * Cg:(g + 1) * Cg], ka, kb, sa, sb, oa, ob)
+            Wm = W[g * og:(g + 1) * og].reshape(og, Cg * ka * kb)
+            np.matmul(Wm, cols, out=Y[:, g * og:(g + 1) * og])
+            if keep and group == 1 and cols.nbytes <= CACHE_COLS_BYTES:
+                cache = cols
+        if b is not None:
+            Y += b.reshape(1, O, 1)
+    return Y.reshape(N, O, oa, ob).T, cache
 
 
-def conv2d_backward(x, w, dy, stride, pad, group=1, need_dx=True, need_dw=True):
+def conv2d_backward(x, w, dy, stride, pad, group=1, need_dx=True, need_dw=True, cache=None):
     """Gradients of conv2d_forward: (dx, dw, db) (dx None when not needed)."""
     X = _cview(x)
-    W = np.ascontiguousarray(w.reshape(w.shape + (1,) * (4 - w.ndim), order="F").T)
+    if X.dtype != _F32:
+        X = X.astype(_F32)
+    W = _weights(w)
     dY = _cview(dy)
     N, C, A, B = X.shape
     O, Cg, ka, kb = W.shape
     sa, sb = stride[1], stride[0]
     pa, pb = pad[1], pad[0]
     oa, ob = dY.shape[2], dY.shape[3]
+    db = dY.sum(axis=(0, 2, 3))
+    if _use_channels_last(C, kb, group):
+        dYcl = np.ascontiguousarray(dY.transpose(0, 2, 3, 1)).reshape(N * oa * ob, O)
+        Wcl = W.transpose(2, 3, 1, 0).reshape(ka * kb * C, O)
+        dW = None
+        if need_dw:
+            cols = cache if cache is not None else _cl_cols(X, ka, kb, sa, sb, pa, pb, oa, ob)
+            dW = (cols.T @ dYcl).reshape(ka, kb, C, O).transpose(3, 2, 0, 1)
+            del cols
+        dx = None
+        if need_dx:
+            d6 = (dYcl @ Wcl.T).reshape(N, oa, ob, ka, kb, C)
+            dXc = np.zeros((N, A + 2 * pa, B + 2 * pb, C), dtype=_F32)
+            for i in range(ka):
+                for j in range(kb):
+                    dXc[:, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb, :] += d6[:, :, :, i, j, :]
+            dx = np.ascontiguousarray(dXc[:, pa:pa + A, pb:pb + B, :].transpose(0, 3, 1, 2)).T
+        return dx, (dW.T if need_dw else None), db
     Xp = _pad(X, pa, pb)
     og = O // group
     dYr = dY.reshape(N, O, oa * ob)
-    db = dYr.sum(axis=(0, 2))
     dW = np.empty_like(W) if need_dw else None
     dXp = np.empty(Xp.shape, dtype=_F32) if need_dx else None
     for g in range(group):
         dYg = dYr[:, g * og:(g + 1) * og]
         Wm = W[g * og:(g + 1) * og].reshape(og, Cg * ka * kb)
         if need_dw:
-            cols = _im2col(Xp[:, g * Cg:(g + 1) * Cg], ka, kb, sa, sb, oa, ob)
+            cols = cache if (cache is not None and group == 1) else _im2col(Xp[:, g * Cg:(g + 1) * Cg], ka, kb, sa, sb, oa, ob)
             dW[g * og:(g + 1) * og] = np.tensordot(dYg, cols, axes=([0, 2], [0, 2])).reshape(og, Cg, ka, kb)
             del cols
         if need_dx:
@@ -124,13 +183,35 @@ def pool_out_size(size, k, s, p, cover_all):
     return (size + 2 * p - k) // s + 1
 
 
+def _offsets(ka, kb):
+    return [(i, j) for i in range(ka) for j in range(kb)]
+
+
+def _first_max_code(slices, Y):
+    """Index (in window order) of the first slice equal to the maximum Y, as uint8/int32."""
+    k = len(slices)
+    if k == 1:
+        return np.zeros(Y.shape, np.uint8)
+    if k <= 255:
+        code = np.full(Y.shape, k - 1, np.uint8)
+        for idx in range(k - 2, -1, -1):
+            code = np.where(slices[idx] == Y, np.uint8(idx), code)
+        return code
+    code = np.full(Y.shape, k - 1, np.int32)
+    for idx in range(k - 2, -1, -1):
+        code = np.where(slices[idx] == Y, np.int32(idx), code)
+    return code
+
+
 def pool2d_forward(x, mode, ksize, stride, pad, cover_all):
     """Max or average pooling of x (h, w, c, n).
 
     Returns:
-        (y, cache): y (h', w', c, n); cache for pool2d_backward (argmax codes for max).
+        (y, cache): y (h', w', c, n); cache for pool2d_backward (first-argmax codes for max).
     """
     X = _cview(x)
+    if X.dtype != _F32:
+        X = X.astype(_F32)
     N, C, A, B = X.shape
     ka, kb = ksize[1], ksize[0]
     sa, sb = stride[1], stride[0]
@@ -143,18 +224,20 @@ def pool2d_forward(x, mode, ksize, stride, pad, cover_all):
     eb = max(0, (ob - 1) * sb + kb - (B + 2 * pb))
     fill = -np.inf if mode == "max" else 0.0
     Xp = _pad(X, pa, pb, fill, ea, eb)
+    slices = [Xp[:, :, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb] for i, j in _offsets(ka, kb)]
     if mode == "max":
-        if ka == sa and kb == sb and not (pa or pb or ea or eb) and A == oa * ka and B == ob * kb:
-            win = Xp.reshape(N, C, oa, ka, ob, kb).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, oa, ob, ka * kb)
-        else:
-            win = _windows(Xp, ka, kb, sa, sb, oa, ob).transpose(0, 1, 4, 5, 2, 3).reshape(N, C, oa, ob, ka * kb)
-        idx = win.argmax(axis=4)
-        Y = np.take_along_axis(win, idx[..., None], axis=4)[..., 0]
-        code = idx.astype(np.uint8 if ka * kb < 256 else np.int32)
-        return np.ascontiguousarray(Y).T, (code, Xp.shape, (N, C, A, B))
-    win = _windows(Xp, ka, kb, sa, sb, oa, ob)
-    Y = win.sum(axis=(2, 3), dtype=_F32) / _F32(ka * kb)
-    return np.ascontiguousarray(Y).T, (None, Xp.shape, (N, C, A, B))
+        if len(slices) <= 64:
+            slices = [np.ascontiguousarray(v) for v in slices]
+        Y = slices[0].copy()
+        for v in slices[1:]:
+            np.maximum(Y, v, out=Y)
+        code = _first_max_code(slices, Y)
+        return Y.T, (code, Xp.shape, (N, C, A, B))
+    Y = np.zeros((N, C, oa, ob), dtype=_F32)
+    for v in slices:
+        Y += v
+    Y *= _F32(1.0 / (ka * kb))
+    return Y.T, (None, Xp.shape, (N, C, A, B))
 
 
 def pool2d_backward(dy, cache, mode, ksize, stride, pad):
@@ -165,14 +248,18 @@ def pool2d_backward(dy, cache, mode, ksize, stride, pad):
     sa, sb = stride[1], stride[0]
     pa, pb = pad[1], pad[0]
     oa, ob = dY.shape[2], dY.shape[3]
-    dXp = np.zeros(pshape, dtype=_F32)
+    disjoint = sa >= ka and sb >= kb
+    dXp = (np.empty if disjoint and sa == ka and sb == kb and pshape == (N, C, oa * ka, ob * kb) else np.zeros)(pshape, dtype=_F32)
     if mode != "max":
-        dY = dY / _F32(ka * kb)
-    for i in range(ka):
-        for j in range(kb):
-            sl = (slice(None), slice(None), slice(i, i + sa * (oa - 1) + 1, sa), slice(j, j + sb * (ob - 1) + 1, sb))
-            if mode == "max":
-                dXp[sl] += np.where(code == i * kb + j, dY, _F32(0))
-            else:
-                dXp[sl] += dY
+        dY = dY * _F32(1.0 / (ka * kb))
+    zero = _F32(0)
+    for k, (i, j) in enumerate(_offsets(ka, kb)):
+        sl = (slice(None), slice(None), slice(i, i + sa * (oa - 1) + 1, sa), slice(j, j + sb * (ob - 1) + 1, sb))
+        part = np.where(code == k, dY, zero) if mode == "max" else dY
+        if disjoint:
+            dXp[sl] = part
+        else:
+            dXp[sl] += part
+    if pshape == (N, C, A, B):
+        return dXp.T
     return np.ascontiguousarray(dXp[:, :, pa:pa + A, pb:pb + B]).T

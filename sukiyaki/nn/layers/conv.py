@@ -71,7 +71,10 @@ class Convolution2D(Layer):
             xd = be.astype(xd, F32)
         b = native(self.weights["bias"], (self.out_size,)) if "bias" in self.weights else None
         w = native(self.weights["weight"], self.param_shapes()["weight"])
-        return [wrap(be.nn.conv2d_forward(xd, w, b, self.stride, self.pad, self.group), be)]
+        y, cache = be.nn.conv2d_forward(xd, w, b, self.stride, self.pad, self.group, keep=ctx.need_backward)
+        if cache is not None:
+            ctx.saved[self.name] = cache
+        return [wrap(y, be)]
 
     def backward(self, inputs, outputs, deltas, ctx):
         x = inputs[0]
@@ -83,7 +86,8 @@ class Convolution2D(Layer):
         dy = native(deltas[0], full_shape(self.out_specs[0], n))
         w = native(self.weights["weight"], self.param_shapes()["weight"])
         need_dx = self.needs_input_grad(0)
-        dx, dw, db = be.nn.conv2d_backward(xd, w, dy, self.stride, self.pad, self.group, need_dx, True)
+        cache = ctx.saved.pop(self.name, None)
+        dx, dw, db = be.nn.conv2d_backward(xd, w, dy, self.stride, self.pad, self.group, need_dx, True, cache)
         self.accumulate_grad("weight", wrap(dw, be))
         if "bias" in self.weights:
             self.accumulate_grad("bias", wrap(be.reshape(db, (self.out_size, 1)), be))

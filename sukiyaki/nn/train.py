@@ -1,0 +1,586 @@
+"""Training loop: mini-batches from the network's data layers, validation, checkpoints, exact resume.
+
+A :class:`Trainer` feeds the train phase's data layers with batches of sample indices
+(``{"batch": idx}``) from a seeded :class:`sukiyaki.data.loader.BatchIterator`, accumulates
+gradients over ``batch_div`` sub-batches (each loss scaled by its share of the batch, i.e.
+``1 / batch_div`` for equal sub-batches), and applies the optimizer once per iteration. The
+random generator for dropout and augmentation of iteration ``i`` is
+``np.random.default_rng([seed, i])``, so the whole training state is: the weights and states,
+the optimizer's state arrays, the iteration and the iterator's position. A checkpoint holds
+exactly that in ONE safetensors file (tensors ``layer/param``, ``optimizer/layer/param/slot``;
+metadata ``sukiyaki_checkpoint``: a JSON string), written atomically; resuming from it gives
+bitwise the weights of an uninterrupted run.
+
+Validation runs the test phase over its whole data layer in order and reports the
+sample-weighted mean of each metric (outputs of ``accuracy`` layers, then the losses).
+
+Example:
+    >>> from sukiyaki.nn.train import Trainer, make_optimizer
+    >>> trainer = Trainer("sukiyaki/nets/lenet.json", make_optimizer("momentum_sgd", lr=0.01),
+    ...                   batch_size=64, epochs=1, val_cycle=500)   # doctest: +SKIP
+    >>> trainer.train()["val"]["accuracy"] > 0.9                    # doctest: +SKIP
+    True
+"""
+
+import contextlib
+import copy
+import inspect
+import json
+import math
+import os
+import sys
+import time
+from collections import deque
+
+import numpy as np
+
+from sukiyaki.data.loader import BatchIterator
+from sukiyaki.nn.net import Net
+from sukiyaki.nn.optim import get_optimizer, make_schedule
+from sukiyaki.nn.params import atomic_write, load_safetensors, save_safetensors
+from sukiyaki.nn.weights import (OPTIMIZER_PREFIX, apply_weights, netdef_hash, read_weights,
+                                 save_weights, weight_arrays, weights_metadata)
+
+CHECKPOINT_KEY = "sukiyaki_checkpoint"
+CHECKPOINT_VERSION = 1
+METRIC_TYPES = {"accuracy"}
+
+
+# ------------------------------------------------------------------ optimizers
+
+
+def make_optimizer(name="momentum_sgd", lr=0.01, momentum=0.9, weight_decay=0.0005, schedule=None, **extra):
+    """An optimizer by name that remembers its schedule string (so checkpoints can rebuild it).
+
+    Args:
+        name: registered optimizer name ('sgd', 'momentum_sgd', 'adam', ...).
+        lr, momentum, weight_decay: hyper-parameters (momentum only where the optimizer takes it).
+        schedule: None/'constant', 'step:N[:g]' or 'cosine:N[:min]'.
+        extra: other hyper-parameters of the optimizer (e.g. beta1).
+    Returns:
+        The optimizer, with ``schedule_spec`` set.
+    Example:
+        >>> make_optimizer("sgd", lr=0.1).config()["lr"]
+        0.1
+    """
+    sched = make_schedule(schedule)
+    probe = get_optimizer(name, lr=lr)  # raises for an unknown name
+    accepted = inspect.signature(type(probe).__init__).parameters
+    hyper = {"lr": lr, "weight_decay": weight_decay, **extra}
+    if "momentum" in accepted:
+        hyper["momentum"] = momentum
+    opt = get_optimizer(name, schedule=sched, **hyper)
+    opt.schedule_spec = "constant" if sched is None else str(schedule)
+    return opt
+
+
+def optimizer_config(opt):
+    """JSON-able config of an optimizer: its config() plus the schedule string (None: custom)."""
+    cfg = dict(opt.config())
+    spec = getattr(opt, "schedule_spec", None)
+    cfg["schedule"] = spec if spec is not None else ("constant" if opt.schedule is None else None)
+    return cfg
+
+
+def optimizer_from_config(cfg):
+    """Rebuild an optimizer from :func:`optimizer_config` output (iteration included)."""
+    if cfg.get("schedule", "constant") is None:
+        raise ValueError("the optimizer has a custom learning-rate schedule that a checkpoint "
+                         "cannot rebuild; give the Trainer the same optimizer")
+    hyper = {k: v for k, v in cfg.items() if k not in ("type", "iteration", "schedule")}
+    opt = get_optimizer(cfg["type"], schedule=make_schedule(cfg.get("schedule")), **hyper)
+    opt.schedule_spec = cfg.get("schedule") or "constant"
+    opt.iteration = int(cfg.get("iteration", 0))
+    return opt
+
+
+# ------------------------------------------------------------------ progress bar
+
+
+def _fmt_seconds(s):
+    if not math.isfinite(s):
+        return "?"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60:02d}:{rem % 60:02d}"
+
+
+class ProgressBar:
+    """A small progress bar: iteration/total, images/s, recent loss, ETA.
+
+    On a terminal it redraws one line in place (``\\r``); otherwise it prints a line every
+    ``every`` iterations and at the end.
+
+    Args:
+        total: the last iteration.
+        start: the iteration it starts from (a resumed run).
+        stream: where to draw (default sys.stderr).
+        every: iterations between lines when the stream is not a terminal.
+    Example:
+        >>> import io
+        >>> bar = ProgressBar(10, stream=io.StringIO(), every=5)
+        >>> for i in range(1, 11): bar.update(i, 64, 0.5)
+        >>> bar.stream.getvalue().count("\\n")
+        2
+    """
+
+    def __init__(self, total, start=0, stream=None, every=100, width=20):
+        self.total, self.start = total, start
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = max(1, int(every))
+        self.width = width
+        self.t0 = time.perf_counter()
+        self.excluded = 0.0
+        self.images = 0
+        self.iteration = start
+        self.losses = deque(maxlen=50)
+        self._shown = 0  # length of the line on screen (terminal only)
+        self._last_draw = 0.0
+        self._pause_depth = 0
+
+    def elapsed(self):
+        """Training seconds so far (paused time excluded)."""
+        return max(time.perf_counter() - self.t0 - self.excluded, 1e-9)
+
+    def line(self):
+        """The text of the bar now."""
+        it, total = self.iteration, max(self.total, 1)
+        frac = min(it / total, 1.0)
+        fill = int(self.width * frac)
+        t = self.elapsed()
+        rate = self.images / t
+        done = it - self.start
+        eta = (self.total - it) * t / done if done else float("nan")
+        loss = f"{sum(self.losses) / len(self.losses):.4f}" if self.losses else "-"
+        return (f"{it}/{self.total} [{'#' * fill}{'.' * (self.width - fill)}] {100 * frac:3.0f}% "
+                f"{rate:,.0f} img/s loss {loss} ETA {_fmt_seconds(eta)}")
+
+    def update(self, iteration, images, loss):
+        """Record one iteration (its batch size and loss) and draw if due."""
+        self.iteration = iteration
+        self.images += images
+        if loss is not None and math.isfinite(loss):
+            self.losses.append(loss)
+        if self.tty:
+            now = time.perf_counter()
+            if now - self._last_draw >= 0.1 or iteration >= self.total:
+                self._last_draw = now
+                self.redraw()
+        elif iteration % self.every == 0 or iteration >= self.total:
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+
+    def redraw(self):
+        """Draw the bar in place (terminal only)."""
+        if not self.tty:
+            return
+        text = self.line()
+        self.stream.write("\r" + text + " " * max(0, self._shown - len(text)))
+        self.stream.flush()
+        self._shown = len(text)
+
+    def clear(self):
+        """Erase the bar so that another line can be printed (terminal only)."""
+        if self.tty and self._shown:
+            self.stream.write("\r" + " " * self._shown + "\r")
+            self.stream.flush()
+            self._shown = 0
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Erase the bar, run the block (not counted as training time), draw it again."""
+        if self._pause_depth:
+            yield
+            return
+        t = time.perf_counter()
+        self._pause_depth += 1
+        self.clear()
+        try:
+            yield
+        finally:
+            self._pause_depth -= 1
+            self.excluded += time.perf_counter() - t
+            if self.iteration > self.start:
+                self.redraw()
+
+    def close(self):
+        """End the bar's line (terminal only)."""
+        if self.tty and self._shown:
+            self.redraw()
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = 0
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _data_feed(net, phase):
+    """(input blob names to feed with indices, sample count) of a phase's data layers."""
+    sched = net.schedules.get(phase)
+    if sched is None:
+        raise ValueError(f"the network has no '{phase}' phase")
+    layers = [(d, net.layers[d["name"]]) for d in sched.order if net.layers[d["name"]].is_data]
+    if not layers:
+        raise ValueError(f"phase '{phase}' has no data layer to read samples from")
+    blobs = sorted({b for d, _ in layers for b in d["inputs"]})
+    other = [b for b in sched.inputs if b not in blobs]
+    if other:
+        raise ValueError(f"phase '{phase}' needs input(s) {', '.join(other)} that no data layer takes; "
+                         f"the Trainer feeds data layers only")
+    counts = {d["name"]: len(layer) for d, layer in layers}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"phase '{phase}': data layers hold different sample counts: "
+                         + ", ".join(f"'{k}' {v}" for k, v in counts.items()))
+    return blobs, next(iter(counts.values()))
+
+
+def _metric_blobs(net, phase):
+    """Blobs reported by validation: accuracy-like outputs first, then the losses."""
+    sched = net.schedules[phase]
+    metrics = [b for d in sched.order
+               if d["type"] in METRIC_TYPES or getattr(net.layers[d["name"]], "is_metric", False)
+               for b in d["outputs"]]
+    return metrics + [b for b in sched.losses if b not in metrics]
+
+
+def _check_int(name, value, minimum, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"Trainer: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def fill_template(template, iteration):
+    """A file name from a template with ``{iteration}`` (or the original's ``%d``)."""
+    return os.fspath(template).replace("{iteration}", str(iteration)).replace("%d", str(iteration))
+
+
+def _ensure_parent(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+
+
+# ------------------------------------------------------------------ the trainer
+
+
+class Trainer:
+    """Train a network on its data layers, with validation, weight snapshots and checkpoints.
+
+    Args:
+        net: a :class:`sukiyaki.nn.Net`, or a definition (path, JSON text, list) to build one.
+        optimizer: an optimizer (see :func:`make_optimizer`); default momentum SGD, lr 0.01,
+            momentum 0.9, weight decay 0.0005.
+        batch_size: samples per iteration.
+        batch_div: sub-batches per iteration (gradient accumulation); must divide batch_size.
+        iterations, epochs: length of training (one of them; default one epoch).
+        val_cycle: validate every this many iterations and at the end; 0: at the end only;
+            None: never.
+        val_batch_size: batch size of validation (default: batch_size).
+        seed: seed of the shuffle and of the per-iteration random generators (and of the
+            initialisation when ``net`` is a definition).
+        save_template: weights file written at each validation and at the end, with
+            ``{iteration}`` (or ``%d``) replaced; ``.bin`` gives the Sukiyaki2 format.
+        save_final: weights file written at the end.
+        checkpoint: checkpoint file (``{iteration}`` allowed), written every
+            ``checkpoint_every`` iterations (default: at each validation) and at the end.
+        device: backend when building the net (must match a given net's).
+        log: function taking a line of text (validation lines, notes); default print.
+        progress: draw a progress bar on this stream (default sys.stderr); False for none.
+        progress_every: iterations between bar lines off a terminal (default total/10, <= 100).
+    """
+
+    def __init__(self, net, optimizer=None, batch_size=64, batch_div=1, iterations=None, epochs=None,
+                 val_cycle=500, val_batch_size=None, seed=0, save_template=None, save_final=None,
+                 checkpoint=None, checkpoint_every=None, device=None, log=print, progress=None,
+                 progress_every=None):
+        self.seed = _check_int("seed", seed, 0)
+        if not isinstance(net, Net):
+            net = Net(net, device=device or "numpy", seed=self.seed)
+        elif device is not None and device != net.device:
+            raise ValueError(f"Trainer: device {device!r} differs from the network's {net.device!r}")
+        self.net = net
+        self.optimizer = optimizer if optimizer is not None else make_optimizer()
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.batch_div = _check_int("batch_div", batch_div, 1)
+        if self.batch_size % self.batch_div:
+            raise ValueError(f"Trainer: batch_div {self.batch_div} does not divide batch_size {self.batch_size}")
+        if iterations is not None and epochs is not None:
+            raise ValueError("Trainer: give iterations or epochs, not both")
+        self.iterations = _check_int("iterations", iterations, 1, allow_none=True)
+        self.epochs = _check_int("epochs", epochs, 1, allow_none=True)
+        if self.iterations is None and self.epochs is None:
+            self.epochs = 1
+        self.val_cycle = _check_int("val_cycle", val_cycle, 0, allow_none=True)
+        self.val_batch_size = _check_int("val_batch_size", val_batch_size or self.batch_size, 1)
+        self.checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1, allow_none=True)
+        if self.checkpoint_every is not None and checkpoint is None:
+            raise ValueError("Trainer: checkpoint_every needs a checkpoint path")
+        self.save_template, self.save_final, self.checkpoint = save_template, save_final, checkpoint
+        self.log = log if log is not None else (lambda line: None)
+        self.progress_stream = None if progress is False else (progress if progress not in (None, True) else sys.stderr)
+        self.progress_every = progress_every
+        self.train_inputs, self.n_train = _data_feed(net, "train")
+        self.iterator = self._new_iterator(self.batch_size, self.seed)
+        self.iteration = 0
+        self.history = []  # validation results
+        self.saved = []  # weight files written
+        self._bar = None
+
+    def _new_iterator(self, batch_size, seed):
+        return BatchIterator(np.arange(self.n_train, dtype=np.int64).reshape(1, -1), None, batch_size,
+                             shuffle=True, seed=seed)
+
+    @property
+    def total_iterations(self):
+        """The iteration training stops at."""
+        if self.iterations is not None:
+            return self.iterations
+        return self.epochs * len(self.iterator)
+
+    @property
+    def epoch(self):
+        """Epochs done so far (fractional)."""
+        return self.iterator.epoch + self.iterator.position / self.n_train
+
+    def _say(self, line):
+        if self._bar is not None:
+            with self._bar.paused():
+                self.log(line)
+        else:
+            self.log(line)
+
+    # --- one iteration ---
+    def step(self):
+        """Train one iteration; returns {loss blob: value} (the batch's mean loss)."""
+        idx = self.iterator.next_batch()[0].reshape(-1)
+        rng = np.random.default_rng([self.seed, self.iteration])
+        self.net.zero_grads()
+        losses = {}
+        for sub in np.array_split(idx, self.batch_div):
+            if len(sub) == 0:
+                continue
+            scale = len(sub) / len(idx)
+            out = self.net.train_batch({b: sub for b in self.train_inputs}, rng=rng, loss_scale=scale)
+            for k, v in out.items():
+                losses[k] = losses.get(k, 0.0) + v * scale
+        total = sum(losses.values())
+        if not math.isfinite(total):
+            raise FloatingPointError(f"iteration {self.iteration + 1}: the loss is {total} (training "
+                                     f"diverged; try a lower learning rate)")
+        self.optimizer.step(self.net)
+        self.iteration += 1
+        self._last_batch = len(idx)
+        return losses
+
+    # --- validation ---
+    def validate(self, batch_size=None):
+        """Run the test phase over its whole data layer; returns {metric: mean, 'images': n}.
+
+        Returns None when the network has no test phase.
+        """
+        if "test" not in self.net.schedules:
+            return None
+        blobs, n = _data_feed(self.net, "test")
+        bs = _check_int("batch_size", batch_size or self.val_batch_size, 1)
+        names = _metric_blobs(self.net, "test")
+        sums = dict.fromkeys(names, 0.0)
+        rng = np.random.default_rng([self.seed, 0])  # test-phase layers are deterministic
+        for start in range(0, n, bs):
+            idx = np.arange(start, min(n, start + bs), dtype=np.int64)
+            out, _ = self.net.forward({b: idx for b in blobs}, "test", need_backward=False, rng=rng,
+                                      keep=names)
+            for k in names:
+                sums[k] += float(np.asarray(out[k].to_numpy()).reshape(-1)[0]) * len(idx)
+        result = {k: v / n for k, v in sums.items()}
+        result["images"] = n
+        return result
+
+    def _validate_and_log(self):
+        res = self.validate()
+        if res is None:
+            return None
+        res = {"iteration": self.iteration, **res}
+        self.history.append(res)
+        parts = [f"val {k} {v:.4f}" for k, v in res.items() if k not in ("iteration", "images")]
+        self._say(f"iter {self.iteration}: {', '.join(parts)} ({res['images']} images)")
+        return res
+
+    # --- files ---
+    def save_weights(self, path):
+        """Write the current weights (format from the extension); returns the path."""
+        _ensure_parent(path)
+        save_weights(self.net, path)
+        self.saved.append(os.fspath(path))
+        return os.fspath(path)
+
+    def checkpoint_state(self):
+        """The JSON-able training state stored in a checkpoint's metadata."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "iteration": self.iteration,
+            "epoch": self.iterator.epoch,
+            "iterator": self.iterator.state_dict(),
+            "optimizer": optimizer_config(self.optimizer),
+            "trainer": {"batch_size": self.batch_size, "batch_div": self.batch_div, "seed": self.seed,
+                        "val_cycle": self.val_cycle, "iterations": self.iterations, "epochs": self.epochs,
+                        "total_iterations": self.total_iterations},
+            "netdef_sha256": netdef_hash(self.net),
+        }
+
+    def save_checkpoint(self, path=None):
+        """Write weights, states, optimizer state and training state to ONE safetensors file.
+
+        The file is written through a temporary file and renamed: a failure leaves any existing
+        checkpoint untouched. Returns the path.
+        """
+        path = fill_template(path or self.checkpoint, self.iteration)
+        tensors = weight_arrays(self.net)
+        tensors.update({OPTIMIZER_PREFIX + k: v for k, v in self.optimizer.state_arrays().items()})
+        meta = weights_metadata(self.net)
+        meta["format"] = "sukiyaki-checkpoint"
+        meta[CHECKPOINT_KEY] = json.dumps(self.checkpoint_state(), sort_keys=True)
+        blob = save_safetensors(None, tensors, metadata=meta)
+        _ensure_parent(path)
+        atomic_write(path, lambda f: f.write(blob))
+        return path
+
+    def resume(self, path):
+        """Restore the whole training state from a checkpoint of :meth:`save_checkpoint`.
+
+        Weights, states, optimizer (hyper-parameters, state, iteration), iterator position,
+        batch size, batch_div and seed come from the checkpoint (a differing value of this
+        Trainer's is replaced, with a note in the log); the length of training stays this
+        Trainer's. Everything is checked before anything changes: a checkpoint of another
+        network, or a corrupt one, raises ValueError and leaves the Trainer as it was.
+
+        Returns:
+            The iteration resumed at.
+        """
+        where = f"checkpoint {os.fspath(path)!r}"
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ValueError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+        try:
+            tensors, meta = load_safetensors(data)
+        except ValueError as exc:
+            raise ValueError(f"{where}: not a valid checkpoint: {exc}") from None
+        raw = meta.get(CHECKPOINT_KEY)
+        if raw is None:
+            raise ValueError(f"{where}: not a training checkpoint (no '{CHECKPOINT_KEY}' metadata); "
+                             f"a weights file loads as initial weights instead")
+        try:
+            state = json.loads(raw)
+            version = state["version"]
+            it = _check_int("iteration", state["iteration"], 0)
+            tr = state["trainer"]
+            batch_size = _check_int("batch_size", tr["batch_size"], 1)
+            batch_div = _check_int("batch_div", tr["batch_div"], 1)
+            seed = _check_int("seed", tr["seed"], 0)
+            cfg, it_state, digest = state["optimizer"], state["iterator"], state["netdef_sha256"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{where}: its training state is damaged ({exc})") from None
+        if version != CHECKPOINT_VERSION:
+            raise ValueError(f"{where}: checkpoint version {version!r} is not supported (expected {CHECKPOINT_VERSION})")
+        mine = netdef_hash(self.net)
+        if digest != mine:
+            raise ValueError(f"{where} is of another network (definition hash {str(digest)[:12]}..., "
+                             f"this network's is {mine[:12]}...)")
+        _, arrays, _ = read_weights(self.net, path, data=data, what="checkpoint")
+        opt_arrays = {k[len(OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(OPTIMIZER_PREFIX)}
+        params = self.net.parameters()
+        for name, a in opt_arrays.items():
+            pname = name.rpartition("/")[0]
+            if pname not in params:
+                raise ValueError(f"{where}: optimizer state {name!r} is for no parameter of this network")
+            if a.size != params[pname].numel or a.dtype.kind != "f":
+                raise ValueError(f"{where}: optimizer state {name!r} has shape {a.shape} ({a.dtype}), "
+                                 f"the parameter {pname!r} has {params[pname].numel} values")
+        try:
+            iterator = self._new_iterator(batch_size, seed)
+            iterator.load_state_dict(it_state)
+            current = optimizer_config(self.optimizer)
+            if {k: v for k, v in current.items() if k != "iteration"} == {k: v for k, v in cfg.items() if k != "iteration"}:
+                opt = copy.copy(self.optimizer)
+                opt.iteration = _check_int("optimizer iteration", cfg["iteration"], 0)
+            else:
+                opt = optimizer_from_config(cfg)
+            opt.load_state_arrays(opt_arrays, lambda name: params[name])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{where}: cannot restore the training state ({exc})") from None
+        # everything checked: commit
+        for key, old, new in (("batch_size", self.batch_size, batch_size), ("batch_div", self.batch_div, batch_div),
+                              ("seed", self.seed, seed)):
+            if old != new:
+                self._say(f"resume: {key} {new} from the checkpoint (this run asked for {old})")
+        for key in sorted(set(cfg) | set(current)):
+            if key != "iteration" and cfg.get(key) != current.get(key):
+                self._say(f"resume: optimizer {key} {cfg.get(key)!r} from the checkpoint (this run asked for {current.get(key)!r})")
+        apply_weights(self.net, arrays)
+        self.optimizer, self.iterator = opt, iterator
+        self.batch_size, self.batch_div, self.seed, self.iteration = batch_size, batch_div, seed, it
+        return it
+
+    # --- the loop ---
+    def train(self):
+        """Train up to the total iteration count, validating, saving and checkpointing.
+
+        Returns:
+            {'iteration', 'epoch', 'val' (last validation or None), 'train_loss' (recent mean),
+            'saved' (weight files), 'checkpoint' (last written or None), 'seconds',
+            'images_per_s'}.
+        """
+        total = self.total_iterations
+        every = self.progress_every or max(1, min(100, total // 10))
+        bar = ProgressBar(total, start=self.iteration, stream=self.progress_stream, every=every) \
+            if self.progress_stream is not None else None
+        self._bar = bar
+        t0 = time.perf_counter()
+        start_it, images, recent = self.iteration, 0, deque(maxlen=50)
+        last_ckpt, val = None, None
+        try:
+            while self.iteration < total:
+                losses = self.step()
+                loss = sum(losses.values())
+                recent.append(loss)
+                images += self._last_batch
+                if bar is not None:
+                    bar.update(self.iteration, self._last_batch, loss)
+                if self.iteration >= total:
+                    break
+                validate = bool(self.val_cycle) and self.iteration % self.val_cycle == 0
+                ckpt = self.checkpoint and (self.iteration % self.checkpoint_every == 0 if self.checkpoint_every
+                                            else validate)
+                if validate or ckpt:
+                    with bar.paused() if bar is not None else contextlib.nullcontext():
+                        if validate:
+                            val = self._validate_and_log()
+                            if self.save_template:
+                                self.save_weights(fill_template(self.save_template, self.iteration))
+                        if ckpt:
+                            last_ckpt = self.save_checkpoint()
+            if bar is not None:
+                bar.close()
+            self._bar = None
+            seconds = time.perf_counter() - t0 - (bar.excluded if bar is not None else 0.0)
+            if self.val_cycle is not None:
+                val = self._validate_and_log()
+            if self.save_template:
+                self.save_weights(fill_template(self.save_template, self.iteration))
+            if self.save_final:
+                self.save_weights(self.save_final)
+            if self.checkpoint:
+                last_ckpt = self.save_checkpoint()
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = None
+        done = self.iteration - start_it
+        return {"iteration": self.iteration, "epoch": self.epoch, "val": val,
+                "train_loss": sum(recent) / len(recent) if recent else None, "saved": list(self.saved),
+                "checkpoint": last_ckpt, "seconds": seconds, "iterations_run": done,
+                "images_per_s": images / seconds if seconds > 0 else float("nan")}

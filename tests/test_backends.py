@@ -1,0 +1,28 @@
+"""Backend registry: every backend that can run here implements the full primitive list."""
+
+import pytest
+
+from sukiyaki.backends import BACKEND_MODULES, BackendUnavailable, available_backends, get_backend
+from sukiyaki.backends.base import check_backend
+
+
+@pytest.mark.parametrize("name", list(BACKEND_MODULES))
+def test_backend_implements_every_primitive(name):
+    if name not in available_backends():
+        try:
+            get_backend(name)
+        except (BackendUnavailable, RuntimeError) as exc:
+            pytest.skip(f"backend {name!r} not available here: {exc}")
+    check_backend(get_backend(name))
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+        get_backend("nope")
+
+
+def test_missing_gpu_backend_names_the_extra():
+    if "cuda" in available_backends():
+        pytest.skip("the cuda backend is available here, so it cannot be missing")
+    with pytest.raises(BackendUnavailable, match=r"sukiyaki\[cuda\]"):
+        get_backend("cuda")
