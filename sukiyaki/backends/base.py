@@ -58,6 +58,8 @@ PRIMITIVES = {
     "put_linear": "(x, idx, values) -> in-place assignment at column-major linear indices",
     "nonzero_linear": "(x) -> 1-d int64 array of 0-based column-major indices of nonzero elements",
     "item": "(x) -> the single element as a Python number",
+    "scale_": "(x, a) -> x *= a in place (optimizers update without temporaries)",
+    "axpy_": "(y, a, x) -> y += a * x in place, with no full-size temporary",
     "free": "(x) -> release device memory now (no-op on the CPU)",
 }
 

@@ -106,6 +106,8 @@ def _close(scope, result):
     for m in scope.made:
         if id(m) not in keep:
             destruct(m)
+        elif SCOPES:
+            SCOPES[-1].append(m)  # a survivor now belongs to the enclosing scope
 
 
 def autodestruct(fn=None):

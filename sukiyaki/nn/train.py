@@ -35,6 +35,7 @@ from collections import deque
 import numpy as np
 
 from sukiyaki.data.loader import BatchIterator
+from sukiyaki.matrix import Matrix
 from sukiyaki.nn.net import Net
 from sukiyaki.nn.optim import get_optimizer, make_schedule
 from sukiyaki.nn.params import atomic_write, load_safetensors, save_safetensors
@@ -253,6 +254,27 @@ def _check_int(name, value, minimum, allow_none=False):
     return int(value)
 
 
+def fortran_layout(net):
+    """Make every parameter and state of net column-major contiguous, as a fresh or loaded one is.
+
+    Optimizer updates give weights the memory layout of their gradients (row-major or strided
+    for some layers), and matrix products of differently laid-out operands may round
+    differently. Restoring one layout after every update keeps a run bitwise reproducible from
+    a checkpoint, whose weights load column-major.
+    """
+    for layer in net.layers.values():
+        for store in (layer.weights, layer.states):
+            for key, m in store.items():
+                data = m.data
+                flags = getattr(data, "flags", None)
+                if flags is None or flags.f_contiguous:
+                    continue
+                xp = np if isinstance(data, np.ndarray) else sys.modules.get(type(data).__module__.split(".")[0])
+                if xp is None or not hasattr(xp, "asfortranarray"):
+                    continue
+                store[key] = Matrix(xp.asfortranarray(data), m.klass, m._backend)
+
+
 def fill_template(template, iteration):
     """A file name from a template with ``{iteration}`` (or the original's ``%d``)."""
     return os.fspath(template).replace("{iteration}", str(iteration)).replace("%d", str(iteration))
@@ -371,6 +393,7 @@ class Trainer:
             raise FloatingPointError(f"iteration {self.iteration + 1}: the loss is {total} (training "
                                      f"diverged; try a lower learning rate)")
         self.optimizer.step(self.net)
+        fortran_layout(self.net)
         self.iteration += 1
         self._last_batch = len(idx)
         return losses

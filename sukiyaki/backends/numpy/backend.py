@@ -224,6 +224,28 @@ class NumpyBackend:
     def nonzero_linear(self, x):
         return np.flatnonzero(x.reshape(-1, order="F")).astype(np.int64)
 
+    def scale_(self, x, a):
+        np.multiply(x, x.dtype.type(a), out=x)
+
+    def axpy_(self, y, a, x, chunk=1 << 18):
+        if y.shape != x.shape:
+            raise ValueError(f"axpy_: shapes differ: {y.shape} and {x.shape}")
+        a = y.dtype.type(a)
+        if not (y.flags.f_contiguous or y.flags.c_contiguous):
+            raise ValueError("axpy_: y must be a contiguous array")
+        order = "F" if y.flags.f_contiguous else "C"
+        fy = y.reshape(-1, order=order)
+        fx = x.reshape(-1, order=order)
+        if a == 1:
+            np.add(fy, fx, out=fy)
+            return
+        tmp = np.empty(min(chunk, fy.size), dtype=y.dtype)
+        for start in range(0, fy.size, chunk):
+            stop = min(start + chunk, fy.size)
+            t = tmp[: stop - start]
+            np.multiply(fx[start:stop], a, out=t)
+            np.add(fy[start:stop], t, out=fy[start:stop])
+
     def item(self, x):
         return x.reshape(-1)[0].item()
 

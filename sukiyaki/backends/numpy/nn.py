@@ -56,7 +56,7 @@ def _col2im(dcols, shape, ka, kb, sa, sb, oa, ob):
 
 
 #: Keep the lowered columns of a convolution for its backward pass when they are this small.
-CACHE_COLS_BYTES = 64 << 20
+CACHE_COLS_BYTES = 16 << 20
 #: Lower through a channels-last copy when in_channels * kernel width reaches this (longer
 #: contiguous runs than the channel-first windows; measured on LeNet's conv2).
 CHANNELS_LAST_MIN_RUN = 16

@@ -63,7 +63,8 @@ class Optimizer:
                 w = layer.weights[key]
                 g = grad if grad_scale == 1.0 else grad * grad_scale
                 if self.weight_decay:
-                    g = g + w * self.weight_decay
+                    g = g.copy() if g is grad else g
+                    g._backend.axpy_(g.data, self.weight_decay, w.data)
                 st = self.state.get(name)
                 if st is None:
                     st = self.state[name] = self.init_state(w)
@@ -75,7 +76,10 @@ class Optimizer:
         return {}
 
     def update_one(self, w, g, state, lr):
-        """New value of w from gradient g (state may be updated in place)."""
+        """Updated w from gradient g: in place where the backend allows (w is returned).
+
+        g must not be modified (it is the layer's accumulated gradient); state may be.
+        """
         raise TypeError(f"{type(self).__name__} must implement update_one")
 
     # --- checkpointing ---

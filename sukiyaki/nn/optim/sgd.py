@@ -10,7 +10,8 @@ class SGD(Optimizer):
     type_name = "sgd"
 
     def update_one(self, w, g, state, lr):
-        return w - g * lr
+        w._backend.axpy_(w.data, -lr, g.data)
+        return w
 
 
 @register_optimizer
@@ -26,10 +27,16 @@ class MomentumSGD(Optimizer):
         self.momentum = float(momentum)
 
     def update_one(self, w, g, state, lr):
+        be = w._backend
         v = state.get("velocity")
-        v = g * (-lr) if v is None else v * self.momentum - g * lr
-        state["velocity"] = v
-        return w + v
+        if v is None:
+            v = state["velocity"] = g.copy()
+            be.scale_(v.data, -lr)
+        else:
+            be.scale_(v.data, self.momentum)
+            be.axpy_(v.data, -lr, g.data)
+        be.axpy_(w.data, 1.0, v.data)
+        return w
 
     def config(self):
         return super().config() | {"momentum": self.momentum}
