@@ -1,11 +1,57 @@
 """The ``sukiyaki`` command line.
 
+Bad input (a missing file, bad JSON, an out-of-range option) gives one line on stderr,
+``sukiyaki <command>: error: ...``, and exit status 2; a failure while training, exit status 1.
+
 Example:
     $ sukiyaki info
+    $ sukiyaki train lenet --epochs 10
+    $ sukiyaki test lenet lenet_final.safetensors
 """
 
 import argparse
+import os
 import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class UsageError(Exception):
+    """Bad input found after parsing (exit status 2)."""
+
+
+def _number(kind, minimum=None, below=None, strict=False):
+    """An argparse type: a number of ``kind`` within bounds."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if kind is float and value != value:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
+        if below is not None and value >= below:
+            raise argparse.ArgumentTypeError(f"must be < {below}, got {text}")
+        return value
+
+    return parse
+
+
+def _schedule(text):
+    from sukiyaki.nn.optim import make_schedule
+
+    try:
+        make_schedule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _cmd_info(args):
@@ -19,19 +65,243 @@ def _cmd_info(args):
     return 0
 
 
+# ------------------------------------------------------------------ shared helpers
+
+
+def shipped_nets():
+    """Names of the network definitions shipped in sukiyaki/nets/."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nets")
+    try:
+        return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json"))
+    except OSError:
+        return []
+
+
+def resolve_netdef(name):
+    """Path of a definition: an existing file, or the name of a shipped one ('lenet')."""
+    if os.path.isfile(name):
+        return name
+    base = name[:-5] if name.endswith(".json") else name
+    if os.sep not in name and "/" not in name and base in shipped_nets():
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "nets", base + ".json")
+    if os.path.isdir(name):
+        raise UsageError(f"network definition {name!r} is a folder, not a JSON file")
+    shipped = ", ".join(shipped_nets()) or "none"
+    raise UsageError(f"network definition {name!r} not found (no such file, and no shipped "
+                     f"definition of that name; shipped: {shipped})")
+
+
+def _load_npz_source(layer, path):
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "images" not in z or "labels" not in z:
+                raise UsageError(f"--data {layer}={path}: the .npz file needs arrays 'images' "
+                                 f"(h, w, c, n) and 'labels' (n,); it has {', '.join(z.files) or 'none'}")
+            return z["images"], z["labels"]
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--data {layer}={path}: cannot read it ({exc})") from None
+
+
+def build_net(args, seed=0):
+    """The network of ``args.net`` with the ``--data LAYER=PATH`` replacements applied."""
+    from sukiyaki.nn import Net
+    from sukiyaki.nn.layer import get_layer_class
+    from sukiyaki.nn.netdef import read_netdef
+
+    defs = read_netdef(resolve_netdef(args.net))
+    data_names = []
+    for d in defs:
+        try:
+            if get_layer_class(d["type"], d["name"]).is_data:
+                data_names.append(d["name"])
+        except ValueError:
+            pass  # an unknown type is reported when the network is built
+    sources = {}
+    for spec in args.data or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--data expects LAYER=PATH, got {spec!r}")
+        entry = next((d for d in defs if d["name"] == name), None)
+        known = ", ".join(data_names) or "none"
+        if entry is None:
+            raise UsageError(f"--data: the network has no layer {name!r} (data layers: {known})")
+        if name not in data_names:
+            raise UsageError(f"--data: layer {name!r} ({entry['type']}) is not a data layer (data layers: {known})")
+        if not os.path.exists(path):
+            raise UsageError(f"--data {name}={path}: no such file or folder")
+        if path.endswith(".npz"):
+            sources[name] = _load_npz_source(name, path)
+            continue
+        cls = get_layer_class(entry["type"], name)
+        key = next((k for k in ("path", "file_prefix", "root") if k in cls.defaults), None)
+        if key is None:
+            raise UsageError(f"--data: layer {name!r} ({entry['type']}) takes no path; give an .npz file "
+                             f"with 'images' and 'labels'")
+        entry["params"] = dict(entry["params"], **{key: path})
+    return Net(defs, device=args.device, seed=seed, data_sources=sources)
+
+
+def _net_stem(args):
+    base = os.path.basename(args.net)
+    return base[:-5] if base.endswith(".json") else base
+
+
+def _add_common(p):
+    from sukiyaki.backends import BACKEND_MODULES
+
+    p.add_argument("net", help="network definition (JSON file, or the name of a shipped one, e.g. lenet)")
+    p.add_argument("--device", default="numpy", choices=list(BACKEND_MODULES), help="backend (default numpy)")
+    p.add_argument("--data", action="append", default=[], metavar="LAYER=PATH",
+                   help="replace a data layer's source: its path/folder, or an .npz with images and labels")
+
+
+# ------------------------------------------------------------------ train
+
+
+def _cmd_train(args):
+    from sukiyaki.nn.train import Trainer, make_optimizer
+    from sukiyaki.nn.weights import load_weights
+
+    if args.resume and args.initial_weights:
+        raise UsageError("--resume and --initial-weights exclude each other (a checkpoint holds the weights)")
+    if args.batch_size % args.batch_div:
+        raise UsageError(f"--batch-div {args.batch_div} does not divide --batch-size {args.batch_size}")
+    if args.lr is None:
+        args.lr = 0.001 if args.optimizer == "adam" else 0.01
+    net = build_net(args, seed=args.seed)
+    opt = make_optimizer(args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                         schedule=args.lr_schedule)
+    if args.initial_weights:
+        fmt = load_weights(net, args.initial_weights)
+        print(f"initial weights: {args.initial_weights} ({fmt})")
+    out_dir = args.out_dir
+    if out_dir and not os.path.isdir(out_dir):
+        os.makedirs(out_dir, exist_ok=True)
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.checkpoint_every:
+        checkpoint = os.path.join(out_dir, f"{_net_stem(args)}_checkpoint.safetensors")
+    save_final = None if args.save_template else os.path.join(out_dir, f"{_net_stem(args)}_final.safetensors")
+    trainer = Trainer(net, opt, batch_size=args.batch_size, batch_div=args.batch_div, iterations=args.iterations,
+                      epochs=args.epochs if args.iterations is None else None, val_cycle=args.val_cycle,
+                      seed=args.seed, save_template=args.save_template, save_final=save_final,
+                      checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                      progress=False if args.no_progress else sys.stderr,
+                      log=lambda line: print(line, flush=True))
+    if args.resume:
+        it = trainer.resume(args.resume)
+        print(f"resumed from {args.resume} at iteration {it}", flush=True)
+    print(f"training {_net_stem(args)}: {trainer.n_train} samples, batch {trainer.batch_size}"
+          f"{f' in {trainer.batch_div} sub-batches' if trainer.batch_div > 1 else ''}, "
+          f"{trainer.total_iterations} iterations, {opt.type_name} lr {opt.base_lr:g}, device {net.device}",
+          flush=True)
+    try:
+        summary = trainer.train()
+    except KeyboardInterrupt:
+        print(f"sukiyaki train: interrupted at iteration {trainer.iteration}", file=sys.stderr)
+        return 130
+    except (FloatingPointError, ValueError, OSError) as exc:
+        print(f"sukiyaki train: error at iteration {trainer.iteration}: {_message(exc)}", file=sys.stderr)
+        return 1
+    val = summary["val"]
+    if val is not None:
+        from sukiyaki.nn.train import format_metrics
+
+        print(f"final {format_metrics(val, 'test')}")
+    print(f"{summary['iterations_run']} iterations ({summary['epoch']:.2f} epochs done) in "
+          f"{summary['seconds']:.1f} s of training, {summary['images_per_s']:,.0f} images/s")
+    final = summary["saved"][-1] if summary["saved"] else None
+    if final:
+        print(f"weights saved to {final}")
+    if summary["checkpoint"]:
+        print(f"checkpoint saved to {summary['checkpoint']}")
+    return 0
+
+
+def _cmd_test(args):
+    from sukiyaki.nn.train import evaluate, format_metrics
+    from sukiyaki.nn.weights import load_weights
+
+    net = build_net(args)
+    if "test" not in net.schedules:
+        raise UsageError(f"network {args.net!r} has no test phase")
+    fmt = load_weights(net, args.weights)
+    print(f"weights: {args.weights} ({fmt})")
+    print(format_metrics(evaluate(net, args.batch_size), "test"))
+    return 0
+
+
+def _add_train(sub):
+    from sukiyaki.nn.optim import OPTIMIZERS
+
+    p = sub.add_parser("train", help="train a network on its data layers",
+                       description="Train a network defined in JSON (as the original's train_node).")
+    _add_common(p)
+    p.add_argument("--optimizer", default="momentum_sgd", choices=sorted(OPTIMIZERS))
+    p.add_argument("--lr", type=_number(float, 0), default=None,
+                   help="learning rate (default 0.01; 0.001 for adam)")
+    p.add_argument("--momentum", type=_number(float, 0, below=1), default=0.9)
+    p.add_argument("--weight-decay", type=_number(float, 0), default=0.0005)
+    p.add_argument("--lr-schedule", type=_schedule, default="constant", metavar="constant|step:N[:g]|cosine:N",
+                   help="learning-rate schedule (default constant)")
+    p.add_argument("--batch-size", type=_number(int, 1), default=64)
+    p.add_argument("--batch-div", type=_number(int, 1), default=1,
+                   help="split each batch into this many sub-batches (gradient accumulation)")
+    p.add_argument("--val-cycle", type=_number(int, 0), default=500,
+                   help="validate every N iterations (0: only at the end)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--iterations", type=_number(int, 1), default=None)
+    length.add_argument("--epochs", type=_number(int, 1), default=10, help="(default 10)")
+    p.add_argument("--initial-weights", metavar="PATH", help="start from these weights (.safetensors or .bin)")
+    p.add_argument("--save-template", metavar="PATH", help="weights at each validation, e.g. runs/lenet_{iteration}.safetensors")
+    p.add_argument("--out-dir", default=".", help="folder of the default outputs (default: current folder)")
+    p.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (at each validation and at the end)")
+    p.add_argument("--checkpoint-every", type=_number(int, 1), metavar="N", help="checkpoint every N iterations")
+    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
+    p.add_argument("--seed", type=_number(int, 0), default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_test(sub):
+    p = sub.add_parser("test", help="accuracy and loss of weights on the test phase")
+    _add_common(p)
+    p.add_argument("weights", help="weights file (.safetensors, .bin, or a checkpoint)")
+    p.add_argument("--batch-size", type=_number(int, 1), default=500)
+    p.set_defaults(func=_cmd_test)
+
+
 def build_parser():
     """The argument parser with every subcommand."""
-    p = argparse.ArgumentParser(prog="sukiyaki", description="sukiyaki deep-learning platform")
+    p = _Parser(prog="sukiyaki", description="sukiyaki deep-learning platform")
     sub = p.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="show the version and the backends available here")
     info.set_defaults(func=_cmd_info)
+    _add_train(sub)
+    _add_test(sub)
     return p
 
 
+def _message(exc):
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
+
+
 def main(argv=None):
-    """Entry point of the ``sukiyaki`` command."""
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Entry point of the ``sukiyaki`` command; returns the exit status."""
+    from sukiyaki.backends import BackendUnavailable
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, OSError, BackendUnavailable) as exc:
+        print(f"sukiyaki {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

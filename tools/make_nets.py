@@ -15,7 +15,8 @@ Each definition is written in the original Sukiyaki2 format (a JSON list of
   scheme (res2a_branch2a, res2a_branch2b, res3a_branch1, ...). It follows torchvision's
   ResNet-18 exactly, so that torchvision weights give the same outputs: max pooling 3x3
   stride 2 **pad 1 with cover_all false** (floor mode; 112 -> 56, the same windows as
-  torch's ``MaxPool2d(3, 2, 1)``; note that our cover_all with pad 1 would give 57), and
+  torch's ``MaxPool2d(3, 2, 1)``; our default cover_all, like torch's ceil_mode, would
+  give 57 with pad 1), and
   global average pooling (``global_pool``), so any input size works. 11,689,512 parameters.
 - ``cifar10.json``: the classic Caffe ``cifar10_quick`` net (conv 5x5x32, max pool 3/2,
   relu, conv 5x5x32, relu, average pool 3/2, conv 5x5x64, relu, average pool 3/2, ip 64,

@@ -135,7 +135,10 @@ def _filled(value, args, klass, like, device, fname):
     shape = parse_size(args, fname)
     k = _klass_of(klass, like)
     be = _backend_of(like, device)
-    return Matrix(be.full(shape, value, K.dtype_of(k)), k, be)
+    dtype = K.dtype_of(k)
+    if dtype.kind in "iub":  # stored as the original's typed arrays: truncate and wrap, NaN -> 0
+        value = get_backend("numpy").cast_wrap(np.array([float(value)]), dtype)[0].item()
+    return Matrix(be.full(shape, value, dtype), k, be)
 
 
 def zeros(*size, klass=None, like=None, device=None):

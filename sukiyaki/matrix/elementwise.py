@@ -77,6 +77,10 @@ def uminus(A):
 
 def mtimes(A, B):
     """Matrix product A * B (a scalar operand multiplies elementwise)."""
+    if type(A) is Matrix and type(B) is Matrix and A._klass == "single" == B._klass and A._backend is B._backend:
+        sa, sb = A._data.shape, B._data.shape
+        if len(sa) == 2 and len(sb) == 2 and sa[1] == sb[0] and sa != (1, 1) and sb != (1, 1):
+            return Matrix(A._backend.matmul(A._data, B._data), "single", A._backend)  # fast path
     A = as_matrix(A)
     B = as_matrix(B)
     if A.numel == 1 or B.numel == 1:

@@ -186,7 +186,7 @@ def resolve_sub(sub, extent, what):
             shape = normalize_shape(a.shape if a.ndim else (1, 1)) if a.ndim != 1 else (a.size, 1)
         is_mask = a.dtype == np.bool_
         if a.dtype == object:
-            raise IndexError(f"{what}: index list must hold numbers only")
+            raise IndexError(f"{what}: index list must hold numbers only, got {sub!r}")
     if is_mask:
         flat = a.reshape(-1, order="F")
         if flat.size > extent and flat[extent:].any():
@@ -237,6 +237,11 @@ def get(A, subs):
     be = A._backend
     if not subs:
         return A.copy()
+    if len(subs) > 1 and all(type(s) is int for s in subs):
+        ext = _nd_view(A, len(subs))
+        if all(1 <= s <= n for s, n in zip(subs, ext)):  # fast path: one element
+            x = A._data if ext == A.shape else be.reshape(A._data, ext)
+            return Matrix(be.gather(x, [slice(s - 1, s) for s in subs]), A.klass, be)
     if len(subs) == 1:
         n = A.numel
         key, count, ishape = resolve_sub(subs[0], n, "linear index")

@@ -26,6 +26,19 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
 
+def _api():
+    """The sukiyaki.matrix.api module (imported on first use: it imports this module)."""
+    global _API
+    if _API is None:
+        from sukiyaki.matrix import api
+
+        _API = api
+    return _API
+
+
+_API = None
+
+
 def normalize_shape(shape):
     """MATLAB size of a shape: at least 2 entries, trailing singletons dropped."""
     shape = tuple(int(s) for s in shape)
@@ -249,14 +262,10 @@ class Matrix:
         return arith("mod", self, other)
 
     def __matmul__(self, other):
-        from sukiyaki.matrix import api
-
-        return api.mtimes(self, other)
+        return _api().mtimes(self, other)
 
     def __rmatmul__(self, other):
-        from sukiyaki.matrix import api
-
-        return api.mtimes(other, self)
+        return _api().mtimes(other, self)
 
     def __neg__(self):
         from sukiyaki.matrix import api

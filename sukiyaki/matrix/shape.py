@@ -186,12 +186,18 @@ def cat(dim, *mats):
         raise ValueError(f"cat: dim must be a positive integer, got {dim}")
     if len(mats) == 1 and isinstance(mats[0], (list, tuple)):
         mats = tuple(mats[0])
+    raw = mats
     mats = [as_matrix(m) for m in mats]
     if not mats:
         from sukiyaki.matrix.creation import zeros
 
         return zeros(0, 0)
-    klass = K.result_klass([m.klass for m in mats])
+    # plain Python numbers do not vote for the klass (as in arithmetic), except against
+    # logical: [int32(1), 5] is int32, [true, 5] single (MATLAB: int32 and double)
+    klass = K.result_klass([m.klass for m, r in zip(mats, raw) if not isinstance(r, (int, float))]
+                           or [m.klass for m in mats])
+    if klass == "logical" and any(isinstance(r, (int, float)) and not isinstance(r, bool) for r in raw):
+        klass = "single"
     parts = [m for m in mats if m.shape != (0, 0)] or mats[:1]
     nd = builtin_max(dim, *(m.ndim for m in parts))
     ref = parts[0].shape + (1,) * (nd - parts[0].ndim)

@@ -183,12 +183,15 @@ def read_weights(net, path, data=None, what="weights file"):
     Returns:
         (format, {name: float32 array}, metadata): every array valid for ``net``.
     Raises:
-        ValueError naming the file and the first wrong parameter; OSError if unreadable.
+        ValueError naming the file and the first wrong parameter (or why it cannot be read).
     """
     where = f"{what} {os.fspath(path)!r}"
     if data is None:
-        with open(path, "rb") as f:
-            data = f.read()
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ValueError(f"{where}: cannot read it ({exc.strerror or exc})") from None
     fmt = sniff_format(data, path)
     if fmt is None:
         raise ValueError(f"{where}: neither a safetensors nor a Sukiyaki2 weights file "

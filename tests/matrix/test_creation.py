@@ -178,3 +178,17 @@ def test_conversions_to_python(device):
     assert [10, 11, 12, 13][i] == 13   # int32 1x1 works as a Python index
     with pytest.raises(TypeError, match="single"):
         [1, 2][A]
+
+
+def test_fill_values_follow_the_storage_rules(device):
+    """full/zeros/ones and colonvec store values as the original's typed arrays (truncate, wrap, NaN -> 0)."""
+    assert_matrix(M.full([1, 2], 300, klass="uint8", device=device), np.array([[44, 44]]), klass="uint8")
+    assert_matrix(M.full([1, 2], -1, klass="uint8", device=device), np.array([[255, 255]]), klass="uint8")
+    assert_matrix(M.full([1, 2], -2.7, klass="int32", device=device), np.array([[-2, -2]]), klass="int32")
+    assert_matrix(M.full([1, 2], np.nan, klass="int32", device=device), np.array([[0, 0]]), klass="int32")
+    assert_matrix(M.full([1, 1], 3e9, klass="int32", device=device), np.array([[-1294967296]]), klass="int32")
+    assert_matrix(M.full([1, 1], 0.5, klass="logical", device=device), np.array([[1]]), klass="logical")
+    assert_matrix(M.colonvec(-1, 1, klass="uint8", device=device), np.array([[255, 0, 1]]), klass="uint8")
+    assert_matrix(M.colonvec(2147483646, 2147483648, klass="int32", device=device),
+                  np.array([[2147483646, 2147483647, -2147483648]]), klass="int32")
+    assert_matrix(M.colonvec(0, 0.5, 1.5, klass="int32", device=device), np.array([[0, 0, 1, 1]]), klass="int32")

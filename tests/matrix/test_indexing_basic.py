@@ -12,7 +12,8 @@ from helpers import assert_matrix, mat, to_numpy
 END, colon = M.END, M.colon
 X = np.arange(1, 13, dtype=np.float32).reshape(3, 4, order="F")   # MATLAB reshape(1:12, 3, 4)
 X3 = np.arange(1, 25, dtype=np.float32).reshape(2, 3, 4, order="F")
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=40, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def flat(x):

@@ -11,7 +11,8 @@ from helpers import assert_matrix, check_op, mat, matlab_shape, to_numpy
 
 RNG = np.random.default_rng(7)
 X3 = RNG.uniform(-1, 1, size=(2, 3, 4)).astype(np.float32)
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=40, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def test_size_numel_ndims_length(device):
@@ -45,7 +46,8 @@ def test_predicates(shape, row, col, vec, scalar, empty, matrix, device):
         (row, col, vec, scalar, empty, matrix)
 
 
-@pytest.mark.parametrize("shape", [(4, 6), (24, 1), (1, 24), (2, 3, 4), (3, 2, 2, 2), (6, -1), (-1, 2, 3), (2, None, 2)])
+@pytest.mark.parametrize("shape", [(4, 6), (24, 1), (1, 24), (2, 3, 4), (3, 2, 2, 2), (6, -1), (-1, 2, 3),
+                                   (2, None, 2)])
 def test_reshape_column_major(shape, device):
     want = [24 // -np.prod([s for s in shape if s not in (-1, None)]) * -1 if s in (-1, None) else s for s in shape]
     check_op(lambda A: M.reshape(A, *shape), lambda x: x.reshape(want, order="F"), X3, device=device)
@@ -138,6 +140,13 @@ def test_cat(device):
     # klass promotion: highest klass of the operands
     out = M.vertcat(mat(np.array([[1, 2]], np.uint8), device), mat(np.array([[300, -1]], np.int32), device))
     assert_matrix(out, np.array([[1, 2], [300, -1]]), klass="int32", device=device)
+    # plain numbers do not vote (as in arithmetic), except that beside logical they give single
+    i32 = mat(np.array([[1]], np.int32), device)
+    assert_matrix(M.horzcat(i32, 5, 2.5), np.array([[1, 5, 2]]), klass="int32", device=device)
+    assert_matrix(M.horzcat(mat(np.array([[250]], np.uint8), device), 300), np.array([[250, 44]]), klass="uint8")
+    assert M.horzcat(mat(np.array([[True]]), device), 3).klass == "single"
+    assert M.horzcat(mat(np.array([[True]]), device), False).klass == "logical"
+    assert M.horzcat(1, 2).klass == "single"
     with pytest.raises(ValueError, match=r"2x3 and 2x4"):
         M.vertcat(M.ones(2, 3, device=device), M.ones(2, 4, device=device))
     with pytest.raises(ValueError, match="dim must be a positive integer, got 0"):

@@ -70,6 +70,13 @@ def npy(m):
     return np.array(m.to_numpy())
 
 
+def scalar(m):
+    """The single value of a 1x1 Matrix (a loss or an accuracy) as a Python float."""
+    a = npy(m)
+    assert a.size == 1, f"expected one value, got shape {a.shape}"
+    return float(a.reshape(-1)[0])
+
+
 def matlab_shape(shape):
     """MATLAB size of a numpy shape: 1-d n is (n, 1), trailing singletons dropped."""
     shape = tuple(int(s) for s in shape)
@@ -260,3 +267,47 @@ def to_torch_conv_weight(w):
 def from_torch_conv_weight(t):
     """(cout, cin, kh, kw) -> (kh, kw, cin, cout)."""
     return np.transpose(t.detach().numpy(), (2, 3, 1, 0))
+
+
+# ---------------------------------------------------------------- networks
+
+
+def net_loss(net, inputs, phase="train", seed=0):
+    """Sum of the phase's loss blobs for the given inputs (no backward bookkeeping)."""
+    blobs, _ = net.forward(inputs, phase, need_backward=False, rng=np.random.default_rng(seed))
+    return sum(scalar(blobs[b]) for b in net.schedules[phase].losses)
+
+
+def check_net_gradients(net, inputs, names=None, *, seed=0, eps=1e-2, rtol=2e-2, atol=1e-4, n_random=1):
+    """Numerical check of a network's parameter gradients (train phase), per parameter tensor.
+
+    The analytic gradients come from one ``train_batch``; each parameter is moved along the
+    gradient direction and ``n_random`` random directions (max |d| = 1), the loss is
+    recomputed by central differences and compared with the directional derivative.
+    Returns the analytic gradients as {name: numpy}.
+    """
+    net.zero_grads()
+    net.train_batch(inputs, rng=np.random.default_rng(seed))
+    grads = {k: npy(v) for k, v in net.gradients().items()}
+    params = {k: npy(v) for k, v in net.parameters().items()}
+    rng = np.random.default_rng(99)
+    for name in names or sorted(params):
+        assert name in grads, f"no gradient for parameter {name}"
+        w, g = params[name].astype(np.float64), grads[name].astype(np.float64)
+        assert g.shape == w.shape, f"{name}: gradient shape {g.shape}, parameter {w.shape}"
+        for j, d in enumerate([g] + [rng.standard_normal(w.shape) for _ in range(n_random)]):
+            if not np.any(d):
+                continue
+            d = d / np.max(np.abs(d))
+            plus, minus = (w + eps * d).astype(np.float32), (w - eps * d).astype(np.float32)
+            fs = []
+            for p in (plus, minus):
+                net.set_parameter(name, p)
+                fs.append(net_loss(net, inputs, seed=seed))
+            net.set_parameter(name, params[name])
+            numeric = (fs[0] - fs[1]) / (2 * eps)
+            analytic = float(np.sum(g * (plus.astype(np.float64) - minus.astype(np.float64)))) / (2 * eps)
+            label = "gradient direction" if j == 0 else "random direction"
+            assert abs(numeric - analytic) <= atol + rtol * abs(analytic), (
+                f"{name}, {label}: numerical slope {numeric:.6g}, backward gives {analytic:.6g}")
+    return grads

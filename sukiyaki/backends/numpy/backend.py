@@ -5,12 +5,29 @@ import numpy as np
 _F64 = np.dtype(np.float64)
 
 
-def _quiet(fn):
-    """Wrap a ufunc so that MATLAB-silent floating-point events (x/0, log(0)) do not warn."""
+try:  # numpy >= 2: swap the error state in one context-variable set (0.3 us, vs 0.9 us for errstate)
+    from numpy._core import _ufunc_config as _ufc
+    from numpy._core import umath as _umath
 
-    def run(*args):
-        with np.errstate(all="ignore"):
-            return fn(*args)
+    _ERRSTATE = _ufc._extobj_contextvar
+    _IGNORE_ALL = _umath._make_extobj(all="ignore")
+except (ImportError, AttributeError):  # other numpy versions: the public context manager
+    _ERRSTATE = None
+
+
+def _quiet(fn):
+    """Wrap a ufunc so that MATLAB-silent floating-point events (x/0, log(0), Inf-Inf) do not warn."""
+    if _ERRSTATE is not None:
+        def run(*args):
+            token = _ERRSTATE.set(_IGNORE_ALL)
+            try:
+                return fn(*args)
+            finally:
+                _ERRSTATE.reset(token)
+    else:
+        def run(*args):
+            with np.errstate(all="ignore"):
+                return fn(*args)
 
     run.__name__ = getattr(fn, "__name__", "op")
     return run
@@ -45,6 +62,9 @@ def _mod(x, y):
     """MATLAB mod: sign of the divisor, mod(x, 0) = x."""
     r = np.mod(x, y)
     return np.where(y == 0, x, r) if np.any(np.asarray(y) == 0) else r
+
+
+_quiet_astype = _quiet(lambda x, dtype: x.astype(dtype, copy=False))
 
 
 class NumpyBackend:
@@ -96,7 +116,7 @@ class NumpyBackend:
         return np.asfortranarray(np.eye(n, m, dtype=dtype))
 
     def arange(self, start, step, count, dtype):
-        return (start + step * np.arange(count, dtype=_F64)).astype(dtype)
+        return self.cast_wrap(start + step * np.arange(count, dtype=_F64), dtype)  # ints wrap
 
     def rand(self, shape, dtype):
         return np.asfortranarray(self._rng.random(shape, dtype=np.float32).astype(dtype, copy=False))
@@ -111,11 +131,12 @@ class NumpyBackend:
         self._rng = np.random.default_rng(n)
 
     def copy(self, x):
-        return x.copy(order="K")
+        return x.copy(order="A")
 
     def astype(self, x, dtype):
-        with np.errstate(all="ignore"):  # float64 beyond the float32 range becomes Inf silently
-            return x.astype(dtype, copy=False)
+        if x.dtype == dtype:
+            return x
+        return _quiet_astype(x, dtype)  # float64 beyond the float32 range becomes Inf silently
 
     def cast_wrap(self, x, dtype):
         dtype = np.dtype(dtype)
@@ -232,7 +253,8 @@ class NumpyBackend:
             raise ValueError(f"axpy_: shapes differ: {y.shape} and {x.shape}")
         a = y.dtype.type(a)
         if not (y.flags.f_contiguous or y.flags.c_contiguous):
-            raise ValueError("axpy_: y must be a contiguous array")
+            y += a * x  # an unusual layout: fall back to a temporary
+            return
         order = "F" if y.flags.f_contiguous else "C"
         fy = y.reshape(-1, order=order)
         fx = x.reshape(-1, order=order)

@@ -143,7 +143,7 @@ def conv2d_backward(x, w, dy, stride, pad, group=1, need_dx=True, need_dw=True, 
         dW = None
         if need_dw:
             cols = cache if cache is not None else _cl_cols(X, ka, kb, sa, sb, pa, pb, oa, ob)
-            dW = (cols.T @ dYcl).reshape(ka, kb, C, O).transpose(3, 2, 0, 1)
+            dW = np.ascontiguousarray((cols.T @ dYcl).reshape(ka, kb, C, O).transpose(3, 2, 0, 1))
             del cols
         dx = None
         if need_dx:

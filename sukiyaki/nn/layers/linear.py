@@ -64,7 +64,8 @@ class Linear(Layer):
         x2 = native(x, (self.in_size, n))
         dy = native(deltas[0], (self.out_size, n))
         W = native(self.weights["weight"], (self.in_size, self.out_size))
-        self.accumulate_grad("weight", wrap(be.matmul(x2, be.transpose(dy, (1, 0))), be))
+        # (dy x2')' is x2 dy' laid out column-major, like the weight itself
+        self.accumulate_grad("weight", wrap(be.transpose(be.matmul(dy, be.transpose(x2, (1, 0))), (1, 0)), be))
         if "bias" in self.weights:
             self.accumulate_grad("bias", wrap(be.reduce("sum", dy, 1), be))
         dx = be.matmul(W, dy)
