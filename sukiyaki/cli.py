@@ -168,8 +168,6 @@ def _cmd_train(args):
         raise UsageError("--resume and --initial-weights exclude each other (a checkpoint holds the weights)")
     if args.batch_size % args.batch_div:
         raise UsageError(f"--batch-div {args.batch_div} does not divide --batch-size {args.batch_size}")
-    if args.lr is None:
-        args.lr = 0.001 if args.optimizer == "adam" else 0.01
     net = build_net(args, seed=args.seed)
     opt = make_optimizer(args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                          schedule=args.lr_schedule)
@@ -240,7 +238,7 @@ def _add_train(sub):
     _add_common(p)
     p.add_argument("--optimizer", default="momentum_sgd", choices=sorted(OPTIMIZERS))
     p.add_argument("--lr", type=_number(float, 0), default=None,
-                   help="learning rate (default 0.01; 0.001 for adam)")
+                   help="learning rate (default 0.02; 0.001 for adam)")
     p.add_argument("--momentum", type=_number(float, 0, below=1), default=0.9)
     p.add_argument("--weight-decay", type=_number(float, 0), default=0.0005)
     p.add_argument("--lr-schedule", type=_schedule, default="constant", metavar="constant|step:N[:g]|cosine:N",

@@ -106,6 +106,9 @@ def normalize_params(params):
     if klass is not None and klass not in _KLASS_DTYPES:
         raise ValueError(f"data_augmentation: input_klass must be 'single' or 'uint8', "
                          f"got {klass!r}")
+    for key in ("random_crop", "random_flip"):
+        if not isinstance(params.get(key, False), (bool, np.bool_)):
+            raise ValueError(f"data_augmentation: {key} must be true or false, got {params[key]!r}")
     scale = params.get("scale", 1.0)
     order = params.get("mean_order", "hwc")
     mean = params.get("mean")

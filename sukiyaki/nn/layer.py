@@ -127,6 +127,23 @@ class Layer:
             raise self.error(f"{key} must be an integer >= {minimum}, got {v!r}")
         return int(v)
 
+    def bool_param(self, key):
+        """A parameter that must be true or false (JSON booleans only)."""
+        v = self.params[key]
+        if not isinstance(v, bool):
+            raise self.error(f"{key} must be true or false, got {v!r}")
+        return v
+
+    def number_param(self, key, lo=None, hi=None, lo_open=False):
+        """A finite number parameter within [lo, hi] (or (lo, hi] when lo_open)."""
+        v = self.params[key]
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+        ok = ok and (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or v <= hi)
+        if not ok:
+            rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+            raise self.error(f"{key} must be a number in {rng}, got {v!r}")
+        return float(v)
+
     def pair_param(self, key, minimum=0):
         """A parameter given as n or [a, b], as a pair of ints."""
         v = self.params[key]

@@ -177,14 +177,13 @@ class Net:
         if store is None:
             raise KeyError(f"the network has no parameter '{full_name}'")
         if isinstance(value, Matrix):
-            value = value.to_numpy() if value.device != self.device else value
-        if not isinstance(value, Matrix):
-            expected = tuple(store[key].shape)
-            arr = np.asarray(value, dtype=np.float32)
-            want = (layer.param_shapes() | layer.state_shapes())[key]
-            if arr.size != int(np.prod(want)):
-                raise ValueError(f"parameter '{full_name}' has shape {arr.shape}, the network expects {tuple(want)}")
-            value = self._matrix(arr.reshape(expected, order="F") if arr.ndim != len(expected) else arr)
+            value = value.to_numpy()
+        arr = np.array(value, dtype=np.float32, copy=True)  # weights are updated in place: never share
+        expected = tuple(store[key].shape)
+        want = (layer.param_shapes() | layer.state_shapes())[key]
+        if arr.size != int(np.prod(want)):
+            raise ValueError(f"parameter '{full_name}' has shape {arr.shape}, the network expects {tuple(want)}")
+        value = self._matrix(arr.reshape(expected, order="F") if arr.shape != expected else arr)
         store[key] = value
 
     def zero_grads(self):

@@ -27,9 +27,11 @@ def read_netdef(source):
     where = "network definition"
     if isinstance(source, (list, tuple)):
         data = list(source)
+    elif not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"{where}: must be a JSON list of layers, a path or JSON text, got {type(source).__name__}")
     else:
         text = source
-        if isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith("[")):
+        if isinstance(source, os.PathLike) or not source.lstrip().startswith(("[", "{")):
             where = f"network definition {os.fspath(source)!r}"
             try:
                 with open(source, encoding="utf-8") as f:

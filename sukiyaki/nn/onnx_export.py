@@ -205,7 +205,7 @@ def export_onnx(net, path=None, phase="test", batch_size=None, opset=17, softmax
     n_classes = int(np.prod(out_shape))
     if softmax:
         scores = B.node("Softmax", [scores], "scores/softmax", "scores/softmax", axis=1)
-    if scores in {n.name for n in B.nodes} or any(scores in n.output for n in B.nodes):
+    if any(scores in n.output for n in B.nodes):
         _rename(B.nodes, scores, "scores")
     else:
         B.node("Identity", [scores], "scores", "scores/identity")

@@ -52,6 +52,12 @@ CONV_CASES = {
     "one_by_one": dict(params={"in_size": 2, "out_size": 3, "ksize": 1}, hw=(4, 3), n=2),
     "pad_bigger_than_image": dict(params={"in_size": 1, "out_size": 2, "ksize": [2, 2], "pad": [2, 1]},
                                   hw=(1, 2), n=2),
+    "stride_bigger_than_kernel": dict(params={"in_size": 2, "out_size": 3, "ksize": 2, "stride": [3, 2]},
+                                      hw=(8, 7), n=2),
+    "depthwise": dict(params={"in_size": 4, "out_size": 8, "ksize": 3, "pad": 1, "stride": 2, "group": 4},
+                      hw=(6, 5), n=2),
+    "batch_of_one": dict(params={"in_size": 3, "out_size": 2, "ksize": [1, 3], "pad": [0, 1]}, hw=(4, 5), n=1),
+    "single_channel_batch_of_one": dict(params={"in_size": 1, "out_size": 1, "ksize": 3}, hw=(5, 5), n=1),
 }
 
 
@@ -80,6 +86,9 @@ POOL_CASES = {
     "max_floor": dict(params={"type": "max", "ksize": 3, "stride": 2, "pad": 1, "cover_all": False}, hw=(7, 6)),
     "max_2x2": dict(params={"type": "max", "ksize": 2, "stride": 2}, hw=(6, 4)),
     "max_overlap_ceil": dict(params={"type": "max", "ksize": 3, "stride": 2}, hw=(8, 8)),
+    "max_stride_bigger_than_kernel": dict(params={"type": "max", "ksize": 2, "stride": 3}, hw=(8, 7)),
+    "average_stride_bigger_than_kernel": dict(params={"type": "average", "ksize": [2, 1], "stride": [3, 2]},
+                                              hw=(8, 7)),
     "average": dict(params={"type": "average", "ksize": [3, 5], "stride": [2, 3], "pad": [1, 2]}, hw=(6, 7)),
     "average_cover_all": dict(params={"type": "average", "ksize": 3, "stride": 2, "cover_all": True}, hw=(6, 6)),
     "global_average": dict(params={"type": "average", "global_pool": True}, hw=(5, 3)),
@@ -135,9 +144,11 @@ def test_dropout_train_gradcheck_and_mask():
     assert 0.1 < zero.mean() < 0.5, f"dropped fraction {zero.mean()} for ratio 0.3"
     np.testing.assert_allclose(y[~zero], x[~zero] / 0.7, rtol=1e-6)
     # same seed, same mask; the gradient is the mask
-    outs2, _ = H.run_forward(layer, [x], phase="train", seed=7)
+    outs2, ctx2 = H.run_forward(layer, [x], phase="train", seed=7)
     np.testing.assert_array_equal(H.npy(outs2[0]), y)
-    gx, _ = H.check_backward(layer, [x], phase="train", seed=7, eps=1e-2)
+    gx, _ = H.run_backward(layer, outs2, ctx2, [np.ones_like(x)])
+    np.testing.assert_allclose(gx[0], np.where(zero, 0, 1 / 0.7), rtol=1e-6)
+    H.check_backward(layer, [x], phase="train", seed=7, eps=1e-2)
 
 
 def test_dropout_test_phase_is_identity():
@@ -382,6 +393,8 @@ TORCH_POOL_CASES = {
     "max_compat_ceil": (dict(type="max", ksize=[3, 5], stride=[2, 3], pad=[1, 2]), (6, 7), dict(ceil_mode=True)),
     "average": (dict(type="average", ksize=[3, 5], stride=[2, 3], pad=[1, 2]), (6, 7), dict(ceil_mode=False)),
     "average_nopad": (dict(type="average", ksize=2, stride=1), (5, 4), dict(ceil_mode=False)),
+    "max_stride_bigger_than_kernel": (dict(type="max", ksize=2, stride=3, cover_all=False), (8, 7),
+                                      dict(ceil_mode=False)),
     "global_average": (dict(type="average", global_pool=True), (5, 3), dict(ceil_mode=False)),
 }
 

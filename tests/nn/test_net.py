@@ -503,3 +503,44 @@ def test_register_layer_needs_a_type_name():
         @register_layer
         class Nameless(Layer):
             pass
+
+
+@pytest.fixture
+def l1_loss():
+    """A user loss layer: mean |x - y|, marked is_loss so the network starts backward there."""
+
+    @register_layer
+    class L1(Layer):
+        type_name = "test_l1_loss"
+        n_inputs = 2
+        is_loss = True
+
+        def infer(self, in_specs):
+            self.expect_inputs(in_specs)
+            return [type(in_specs[0])((1,), "single")]
+
+        def forward(self, inputs, ctx):
+            d = inputs[0].to_numpy() - inputs[1].to_numpy()
+            be = inputs[0]._backend
+            return [wrap(be.from_numpy(np.full((1, 1), np.abs(d).mean(), np.float32)), be)]
+
+        def backward(self, inputs, outputs, deltas, ctx):
+            be = deltas[0]._backend
+            d = inputs[0].to_numpy() - inputs[1].to_numpy()
+            g = np.sign(d) / d.size * deltas[0].to_numpy().reshape(())
+            return [wrap(be.from_numpy(np.asfortranarray(g.astype(np.float32))), be),
+                    wrap(be.from_numpy(np.asfortranarray(-g.astype(np.float32))), be)]
+
+    yield L1
+    LAYER_TYPES.pop("test_l1_loss", None)
+
+
+def test_registered_loss_layer(l1_loss):
+    defs = [L("fc", "linear", ["x"], ["h"], {"out_size": 2}),
+            L("l1", "test_l1_loss", ["h", "y"], ["err"])]
+    net = Net(defs, input_specs={"x": ((4,), "single"), "y": ((2,), "single")}, seed=2)
+    assert net.schedules["train"].losses == ["err"]
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.standard_normal((4, 6)).astype(np.float32),
+              "y": (rng.standard_normal((2, 6)) * 5).astype(np.float32)}  # far from the kink at 0
+    H.check_net_gradients(net, inputs, eps=1e-2)

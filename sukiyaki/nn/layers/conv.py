@@ -32,8 +32,7 @@ class Convolution2D(Layer):
         self.stride = self.pair_param("stride", 1)
         self.pad = self.pair_param("pad", 0)
         self.group = self.int_param("group", 1)
-        if not isinstance(self.params["bias"], bool):
-            raise self.error(f"bias must be true or false, got {self.params['bias']!r}")
+        self.bool_param("bias")
         if self.in_size % self.group or self.out_size % self.group:
             raise self.error(f"in_size {self.in_size} and out_size {self.out_size} must be divisible by group {self.group}")
 
@@ -110,15 +109,17 @@ class Pooling2D(Layer):
         self.mode = self.params["type"]
         if self.mode not in ("max", "average"):
             raise self.error(f"type must be 'max' or 'average', got {self.mode!r}")
-        self.global_pool = bool(self.params["global_pool"])
+        self.global_pool = self.bool_param("global_pool")
         if not self.global_pool and self.params["ksize"] is None:
             raise self.error("missing required parameter 'ksize' (or set global_pool: true)")
         if not self.global_pool:
             self.ksize = self.pair_param("ksize", 1)
             self.stride = self.pair_param("stride", 1) if self.params["stride"] is not None else self.ksize
         self.pad = self.pair_param("pad", 0)
+        if not self.global_pool and any(p >= k for p, k in zip(self.pad, self.ksize)):
+            raise self.error(f"pad {list(self.pad)} must be smaller than ksize {list(self.ksize)}")
         ca = self.params["cover_all"]
-        self.cover_all = (self.mode == "max") if ca is None else bool(ca)
+        self.cover_all = (self.mode == "max") if ca is None else self.bool_param("cover_all")
 
     def infer(self, in_specs):
         self.expect_inputs(in_specs)

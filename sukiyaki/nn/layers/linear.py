@@ -10,15 +10,22 @@ from sukiyaki.nn.layers._util import he_normal, native, wrap
 
 @register_layer
 class Linear(Layer):
-    """Params: in_shape (per-sample input shape; inferred when omitted), out_size, bias."""
+    """Params: in_shape (per-sample input shape; inferred when omitted) or in_size (the
+    original's name for a vector input), out_size, bias."""
 
     type_name = "linear"
-    defaults = {"in_shape": None, "out_size": REQUIRED, "bias": True}
+    defaults = {"in_shape": None, "in_size": None, "out_size": REQUIRED, "bias": True}
 
     def __init__(self, name, params=None):
         super().__init__(name, params)
         self.out_size = self.int_param("out_size", 1)
+        self.bool_param("bias")
         shp = self.params["in_shape"]
+        if self.params["in_size"] is not None:
+            size = self.int_param("in_size", 1)
+            if shp is not None and math.prod(shp if isinstance(shp, (list, tuple)) else [shp]) != size:
+                raise self.error(f"in_size {size} disagrees with in_shape {shp}")
+            shp = shp if shp is not None else [size]
         if shp is not None:
             if isinstance(shp, int):
                 shp = [shp]

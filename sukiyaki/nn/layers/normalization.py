@@ -21,10 +21,8 @@ class BatchNormalization(Layer):
     def __init__(self, name, params=None):
         super().__init__(name, params)
         self.in_size = self.int_param("in_size", 1)
-        for key in ("eps", "decay"):
-            v = self.params[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise self.error(f"{key} must be a non-negative number, got {v!r}")
+        self.number_param("eps", 0, None, lo_open=True)
+        self.number_param("decay", 0, 1)
 
     def infer(self, in_specs):
         self.expect_inputs(in_specs)

@@ -3,7 +3,7 @@
 import math
 
 from sukiyaki.matrix import sqrt
-from sukiyaki.nn.optim.base import Optimizer, register_optimizer
+from sukiyaki.nn.optim.base import Optimizer, check_number, register_optimizer
 
 
 @register_optimizer
@@ -14,10 +14,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, schedule=None):
         super().__init__(lr, weight_decay, schedule)
-        for key, v in (("beta1", beta1), ("beta2", beta2)):
-            if not isinstance(v, (int, float)) or not 0 <= v < 1:
-                raise ValueError(f"adam: {key} must be in [0, 1), got {v!r}")
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = check_number("adam", "beta1", beta1, 0, 1, hi_open=True)
+        self.beta2 = check_number("adam", "beta2", beta2, 0, 1, hi_open=True)
+        self.eps = check_number("adam", "eps", eps, 0, lo_open=True)
 
     def update_one(self, w, g, state, lr):
         t = self.iteration + 1

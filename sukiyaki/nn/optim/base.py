@@ -10,6 +10,9 @@ Example:
     >>> opt = get_optimizer("momentum_sgd", lr=0.01, momentum=0.9)
 """
 
+import inspect
+import math
+
 import numpy as np
 
 from sukiyaki.matrix import Matrix
@@ -29,7 +32,21 @@ def get_optimizer(name, **hyper):
         cls = OPTIMIZERS[name]
     except KeyError:
         raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(sorted(OPTIMIZERS))}") from None
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(hyper) - set(accepted))
+    if unknown:
+        raise ValueError(f"optimizer {name!r}: unknown hyper-parameter(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
     return cls(**hyper)
+
+
+def check_number(owner, key, v, lo=None, hi=None, lo_open=False, hi_open=False):
+    """Raise ValueError unless v is a finite number in the given range."""
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    ok = ok and (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or (v < hi if hi_open else v <= hi))
+    if not ok:
+        rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{')' if hi_open else ']'}"
+        raise ValueError(f"{owner}: {key} must be a finite number in {rng}, got {v!r}")
+    return float(v)
 
 
 class Optimizer:
@@ -38,10 +55,8 @@ class Optimizer:
     type_name = None
 
     def __init__(self, lr=0.01, weight_decay=0.0, schedule=None):
-        if not isinstance(lr, (int, float)) or lr < 0:
-            raise ValueError(f"{self.type_name}: lr must be a non-negative number, got {lr!r}")
-        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise ValueError(f"{self.type_name}: weight_decay must be a non-negative number, got {weight_decay!r}")
+        check_number(self.type_name, "lr", lr, 0)
+        check_number(self.type_name, "weight_decay", weight_decay, 0)
         self.base_lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.schedule = schedule
@@ -89,7 +104,7 @@ class Optimizer:
         for name, st in self.state.items():
             for slot, v in st.items():
                 if isinstance(v, Matrix):
-                    out[f"{name}/{slot}"] = np.asarray(v.to_numpy(), dtype=np.float32)
+                    out[f"{name}/{slot}"] = np.array(v.to_numpy(), dtype=np.float32, copy=True)
         return out
 
     def load_state_arrays(self, arrays, like):
@@ -99,7 +114,8 @@ class Optimizer:
             name, _, slot = full.rpartition("/")
             w = like(name)
             st = self.state.setdefault(name, {})
-            st[slot] = Matrix(w._backend.from_numpy(np.asfortranarray(np.asarray(a, dtype=np.float32).reshape(w.shape, order="F"))), "single", w._backend)
+            arr = np.array(a, dtype=np.float32, copy=True).reshape(w.shape, order="F")
+            st[slot] = Matrix(w._backend.from_numpy(np.asfortranarray(arr)), "single", w._backend)
 
     def config(self):
         """JSON-able hyper-parameters and iteration count."""

@@ -10,15 +10,21 @@ import math
 
 def step_schedule(step_size, gamma=0.1):
     """Multiply by gamma every step_size iterations."""
-    if not isinstance(step_size, int) or step_size < 1:
+    if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
         raise ValueError(f"step schedule: step_size must be a positive integer, got {step_size!r}")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
+        raise ValueError(f"step schedule: gamma must be in (0, 1], got {gamma!r}")
     return lambda it: gamma ** (it // step_size)
 
 
 def cosine_schedule(total, min_factor=0.0, warmup=0):
     """Cosine decay from 1 to min_factor over total iterations, after a linear warmup."""
-    if not isinstance(total, int) or total < 1:
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
         raise ValueError(f"cosine schedule: total must be a positive integer, got {total!r}")
+    if isinstance(min_factor, bool) or not isinstance(min_factor, (int, float)) or not 0 <= min_factor <= 1:
+        raise ValueError(f"cosine schedule: min_factor must be in [0, 1], got {min_factor!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"cosine schedule: warmup must be a non-negative integer, got {warmup!r}")
 
     def f(it):
         if warmup and it < warmup:

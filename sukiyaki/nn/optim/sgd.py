@@ -1,6 +1,6 @@
 """SGD and momentum SGD (the paper's optimiser)."""
 
-from sukiyaki.nn.optim.base import Optimizer, register_optimizer
+from sukiyaki.nn.optim.base import Optimizer, check_number, register_optimizer
 
 
 @register_optimizer
@@ -22,9 +22,7 @@ class MomentumSGD(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, schedule=None):
         super().__init__(lr, weight_decay, schedule)
-        if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-            raise ValueError(f"momentum_sgd: momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = check_number("momentum_sgd", "momentum", momentum, 0, 1, hi_open=True)
 
     def update_one(self, w, g, state, lr):
         be = w._backend
