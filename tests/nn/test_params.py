@@ -231,7 +231,6 @@ def test_trailing_bytes():
 def test_header_errors():
     blob = small_file()
     header, n = header_of(blob)
-    data = blob[8 + n:]
     huge = (10 ** 12).to_bytes(8, "little") + blob[8:]
     with pytest.raises(ValueError, match="exceeds"):
         P.load_safetensors(huge)
