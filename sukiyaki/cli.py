@@ -10,6 +10,7 @@ Example:
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -33,8 +34,8 @@ def _number(kind, minimum=None, below=None, strict=False):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if kind is float and value != value:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if minimum is not None and (value <= minimum if strict else value < minimum):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}, got {text}")
         if below is not None and value >= below:
