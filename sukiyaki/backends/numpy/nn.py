@@ -6,10 +6,49 @@ on that row-major view with the kernel's h/w parameters exchanged too, so no dat
 transposed. Convolution lowers windows to columns (im2col) and multiplies with BLAS.
 """
 
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 _F32 = np.float32
+#: Memory-bound kernels split the batch over this many threads (numpy releases the GIL in
+#: copies and ufunc loops; BLAS calls are left on the calling thread, BLAS has its own).
+THREADS = 1 if sys.platform == "emscripten" else min(os.cpu_count() or 1, 4)
+_executor = None
+
+#: Work on chunks of samples whose lowered columns take about this many bytes: bounds the
+#: temporary memory of big layers (measured on LeNet: larger chunks were no slower).
+CHUNK_BYTES = 16 << 20
+
+
+def _chunk_rows(n, bytes_per_sample):
+    """Samples per chunk so that a chunk's columns take about CHUNK_BYTES."""
+    return max(1, min(n, CHUNK_BYTES // max(bytes_per_sample, 1)))
+
+
+def _batch_parallel(fn, n, bytes_per_row=0, min_rows=8):
+    """Call fn(lo, hi) over parts of range(n): cache-sized chunks, spread over worker threads."""
+    global _executor
+    rows = _chunk_rows(n, bytes_per_row) if bytes_per_row else n
+    bounds = list(range(0, n, rows)) + [n]
+    chunks = list(zip(bounds[:-1], bounds[1:]))
+    parts = min(THREADS, n // min_rows, len(chunks))
+    if parts < 2:
+        for lo, hi in chunks:
+            fn(lo, hi)
+        return
+    if _executor is None:
+        _executor = ThreadPoolExecutor(THREADS, thread_name_prefix="sukiyaki-nn")
+
+    def run(k):
+        for lo, hi in chunks[k::parts]:
+            fn(lo, hi)
+
+    for f in [_executor.submit(run, k) for k in range(parts)]:
+        f.result()
 
 
 def _cview(x):
@@ -66,14 +105,20 @@ def _weights(w):
     return np.ascontiguousarray(w.reshape(w.shape + (1,) * (4 - w.ndim), order="F").T)  # (out, cin, kw, kh)
 
 
-def _cl_cols(X, ka, kb, sa, sb, pa, pb, oa, ob):
-    """Columns (N * oa * ob, ka * kb * C) from a channels-last padded copy of X."""
+def _cl_padded(X, pa, pb):
+    """Channels-last (N, A + 2pa, B + 2pb, C) zero-padded copy of X (N, C, A, B)."""
     N, C, A, B = X.shape
     Xc = np.zeros((N, A + 2 * pa, B + 2 * pb, C), dtype=_F32)
     Xc[:, pa:pa + A, pb:pb + B, :] = X.transpose(0, 2, 3, 1)
+    return Xc
+
+
+def _cl_cols(Xc, ka, kb, sa, sb, oa, ob):
+    """Columns (n * oa * ob, ka * kb * C) of channels-last padded samples Xc."""
+    n, C = Xc.shape[0], Xc.shape[3]
     s = Xc.strides
-    win = as_strided(Xc, (N, oa, ob, ka, kb * C), (s[0], s[1] * sa, s[2] * sb, s[1], s[3]), writeable=False)
-    return win.reshape(N * oa * ob, ka * kb * C)
+    win = as_strided(Xc, (n, oa, ob, ka, kb * C), (s[0], s[1] * sa, s[2] * sb, s[1], s[3]), writeable=False)
+    return win.reshape(n * oa * ob, ka * kb * C)
 
 
 def _use_channels_last(C, kb, group):
@@ -102,13 +147,20 @@ def conv2d_forward(x, w, b, stride, pad, group=1, keep=False):
         raise ValueError(f"convolution output would be empty: input {B}x{A}, kernel {kb}x{ka}, pad {pad}")
     cache = None
     if _use_channels_last(C, kb, group):
-        cols = _cl_cols(X, ka, kb, sa, sb, pa, pb, oa, ob)
-        Ycl = cols @ W.transpose(2, 3, 1, 0).reshape(ka * kb * C, O)
+        # lowered in cache-sized chunks of samples; backward lowers again from the kept copy
+        Xc = _cl_padded(X, pa, pb)
+        Wcl = np.ascontiguousarray(W.transpose(2, 3, 1, 0).reshape(ka * kb * C, O))
+        P = oa * ob
+        Ycl = np.empty((N * P, O), dtype=_F32)
+        step = _chunk_rows(N, P * ka * kb * C * 4)
+        for lo in range(0, N, step):
+            hi = min(N, lo + step)
+            np.matmul(_cl_cols(Xc[lo:hi], ka, kb, sa, sb, oa, ob), Wcl, out=Ycl[lo * P:hi * P])
         if b is not None:
             Ycl += b.reshape(1, O)
-        Y = np.ascontiguousarray(Ycl.reshape(N, oa * ob, O).transpose(0, 2, 1))
-        if keep and cols.nbytes <= CACHE_COLS_BYTES:
-            cache = cols
+        Y = np.ascontiguousarray(Ycl.reshape(N, P, O).transpose(0, 2, 1))
+        if keep:
+            cache = Xc
     else:
         Xp = _pad(X, pa, pb)
         Y = np.empty((N, O, oa * ob), dtype=_F32)
@@ -138,20 +190,27 @@ def conv2d_backward(x, w, dy, stride, pad, group=1, need_dx=True, need_dw=True, 
     oa, ob = dY.shape[2], dY.shape[3]
     db = dY.sum(axis=(0, 2, 3))
     if _use_channels_last(C, kb, group):
-        dYcl = np.ascontiguousarray(dY.transpose(0, 2, 3, 1)).reshape(N * oa * ob, O)
-        Wcl = W.transpose(2, 3, 1, 0).reshape(ka * kb * C, O)
-        dW = None
-        if need_dw:
-            cols = cache if cache is not None else _cl_cols(X, ka, kb, sa, sb, pa, pb, oa, ob)
-            dW = np.ascontiguousarray((cols.T @ dYcl).reshape(ka, kb, C, O).transpose(3, 2, 0, 1))
-            del cols
+        P = oa * ob
+        dYn = np.ascontiguousarray(dY.transpose(0, 2, 3, 1)).reshape(N, P, O)
+        Xc = cache if cache is not None else _cl_padded(X, pa, pb)
+        WclT = np.ascontiguousarray(W.transpose(0, 2, 3, 1).reshape(O, ka * kb * C))
+        dWcl = np.zeros((ka * kb * C, O), dtype=_F32) if need_dw else None
+        dXc = np.zeros(Xc.shape, dtype=_F32) if need_dx else None
+        step = _chunk_rows(N, P * ka * kb * C * 4)
+        for lo in range(0, N, step):  # chunks of samples whose columns stay in cache
+            hi = min(N, lo + step)
+            dYc = dYn[lo:hi].reshape(-1, O)
+            if need_dw:
+                dWcl += _cl_cols(Xc[lo:hi], ka, kb, sa, sb, oa, ob).T @ dYc
+            if need_dx:
+                d6 = (dYc @ WclT).reshape(hi - lo, oa, ob, ka, kb, C)
+                d = dXc[lo:hi]
+                for i in range(ka):
+                    for j in range(kb):
+                        d[:, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb, :] += d6[:, :, :, i, j, :]
+        dW = np.ascontiguousarray(dWcl.reshape(ka, kb, C, O).transpose(3, 2, 0, 1)) if need_dw else None
         dx = None
         if need_dx:
-            d6 = (dYcl @ Wcl.T).reshape(N, oa, ob, ka, kb, C)
-            dXc = np.zeros((N, A + 2 * pa, B + 2 * pb, C), dtype=_F32)
-            for i in range(ka):
-                for j in range(kb):
-                    dXc[:, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb, :] += d6[:, :, :, i, j, :]
             dx = np.ascontiguousarray(dXc[:, pa:pa + A, pb:pb + B, :].transpose(0, 3, 1, 2)).T
         return dx, (dW.T if need_dw else None), db
     Xp = _pad(X, pa, pb)
@@ -164,7 +223,8 @@ def conv2d_backward(x, w, dy, stride, pad, group=1, need_dx=True, need_dw=True, 
         Wm = W[g * og:(g + 1) * og].reshape(og, Cg * ka * kb)
         if need_dw:
             cols = cache if (cache is not None and group == 1) else _im2col(Xp[:, g * Cg:(g + 1) * Cg], ka, kb, sa, sb, oa, ob)
-            dW[g * og:(g + 1) * og] = np.tensordot(dYg, cols, axes=([0, 2], [0, 2])).reshape(og, Cg, ka, kb)
+            # one small product per sample, summed: no transposed copies of cols or dY
+            dW[g * og:(g + 1) * og] = np.matmul(dYg, cols.transpose(0, 2, 1)).sum(axis=0).reshape(og, Cg, ka, kb)
             del cols
         if need_dx:
             dcols = np.matmul(Wm.T, dYg)
@@ -184,23 +244,29 @@ def pool_out_size(size, k, s, p, cover_all):
 
 
 def _offsets(ka, kb):
-    return [(i, j) for i in range(ka) for j in range(kb)]
+    """Window offsets in the order ties are broken: h-major (b here), as Chainer and PyTorch."""
+    return [(i, j) for j in range(kb) for i in range(ka)]
 
 
-def _first_max_code(slices, Y):
-    """Index (in window order) of the first slice equal to the maximum Y, as uint8/int32."""
-    k = len(slices)
-    if k == 1:
-        return np.zeros(Y.shape, np.uint8)
-    if k <= 255:
-        code = np.full(Y.shape, k - 1, np.uint8)
-        for idx in range(k - 2, -1, -1):
-            code = np.where(slices[idx] == Y, np.uint8(idx), code)
-        return code
-    code = np.full(Y.shape, k - 1, np.int32)
-    for idx in range(k - 2, -1, -1):
-        code = np.where(slices[idx] == Y, np.int32(idx), code)
-    return code
+def _window_slices(Xp, ka, kb, sa, sb, oa, ob):
+    return [Xp[:, :, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb] for i, j in _offsets(ka, kb)]
+
+
+def _max_part(Xp, Y, code, ka, kb, sa, sb, oa, ob):
+    """Y = window maxima and code = index of the first maximum in window order (in place)."""
+    slices = _window_slices(Xp, ka, kb, sa, sb, oa, ob)
+    if len(slices) <= 16:
+        slices = [np.ascontiguousarray(v) for v in slices]
+    np.copyto(Y, slices[0])
+    for v in slices[1:]:
+        np.maximum(Y, v, out=Y)
+    # first k with slices[k] == Y, as n0 * (1 + n1 * (1 + ...)) with n_k = (slices[k] != Y)
+    dtype = code.dtype
+    t = np.not_equal(slices[-2], Y).astype(dtype) if len(slices) > 1 else np.zeros(Y.shape, dtype)
+    one = dtype.type(1)
+    for k in range(len(slices) - 3, -1, -1):
+        t = np.not_equal(slices[k], Y).astype(dtype) * (t + one)
+    code[...] = t
 
 
 def pool2d_forward(x, mode, ksize, stride, pad, cover_all):
@@ -224,19 +290,22 @@ def pool2d_forward(x, mode, ksize, stride, pad, cover_all):
     eb = max(0, (ob - 1) * sb + kb - (B + 2 * pb))
     fill = -np.inf if mode == "max" else 0.0
     Xp = _pad(X, pa, pb, fill, ea, eb)
-    slices = [Xp[:, :, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb] for i, j in _offsets(ka, kb)]
+    Y = np.empty((N, C, oa, ob), dtype=_F32)
     if mode == "max":
-        if len(slices) <= 64:
-            slices = [np.ascontiguousarray(v) for v in slices]
-        Y = slices[0].copy()
-        for v in slices[1:]:
-            np.maximum(Y, v, out=Y)
-        code = _first_max_code(slices, Y)
+        code = np.empty((N, C, oa, ob), dtype=np.uint8 if ka * kb <= 256 else np.int32)
+        _batch_parallel(lambda lo, hi: _max_part(Xp[lo:hi], Y[lo:hi], code[lo:hi], ka, kb, sa, sb, oa, ob),
+                        N, Xp[0].nbytes)
         return Y.T, (code, Xp.shape, (N, C, A, B))
-    Y = np.zeros((N, C, oa, ob), dtype=_F32)
-    for v in slices:
-        Y += v
-    Y *= _F32(1.0 / (ka * kb))
+
+    def avg_part(lo, hi):
+        y = Y[lo:hi]
+        slices = _window_slices(Xp[lo:hi], ka, kb, sa, sb, oa, ob)
+        np.copyto(y, slices[0])
+        for v in slices[1:]:
+            y += v
+        y *= _F32(1.0 / (ka * kb))
+
+    _batch_parallel(avg_part, N, Xp[0].nbytes)
     return Y.T, (None, Xp.shape, (N, C, A, B))
 
 
@@ -249,17 +318,25 @@ def pool2d_backward(dy, cache, mode, ksize, stride, pad):
     pa, pb = pad[1], pad[0]
     oa, ob = dY.shape[2], dY.shape[3]
     disjoint = sa >= ka and sb >= kb
-    dXp = (np.empty if disjoint and sa == ka and sb == kb and pshape == (N, C, oa * ka, ob * kb) else np.zeros)(pshape, dtype=_F32)
-    if mode != "max":
-        dY = dY * _F32(1.0 / (ka * kb))
+    covers = disjoint and sa == ka and sb == kb and pshape == (N, C, oa * ka, ob * kb)
+    dXp = np.empty(pshape, dtype=_F32)
+    scale = _F32(1.0 / (ka * kb))
     zero = _F32(0)
-    for k, (i, j) in enumerate(_offsets(ka, kb)):
-        sl = (slice(None), slice(None), slice(i, i + sa * (oa - 1) + 1, sa), slice(j, j + sb * (ob - 1) + 1, sb))
-        part = np.where(code == k, dY, zero) if mode == "max" else dY
-        if disjoint:
-            dXp[sl] = part
-        else:
-            dXp[sl] += part
+
+    def part(lo, hi):
+        d = dXp[lo:hi]
+        g = dY[lo:hi] if mode == "max" else dY[lo:hi] * scale
+        if not covers:
+            d[...] = 0
+        for k, (i, j) in enumerate(_offsets(ka, kb)):
+            sl = (slice(None), slice(None), slice(i, i + sa * (oa - 1) + 1, sa), slice(j, j + sb * (ob - 1) + 1, sb))
+            val = np.where(code[lo:hi] == k, g, zero) if mode == "max" else g
+            if disjoint:
+                d[sl] = val
+            else:
+                d[sl] += val
+
+    _batch_parallel(part, N, 4 * int(np.prod(pshape[1:])))
     if pshape == (N, C, A, B):
         return dXp.T
     return np.ascontiguousarray(dXp[:, :, pa:pa + A, pb:pb + B]).T
