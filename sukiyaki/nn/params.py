@@ -5,8 +5,9 @@ Both work on an ordered dict ``{name: numpy.ndarray}``. A parameter's name is
 the layer's ``name`` from the network JSON, a slash, and the attribute name the layer gives the
 parameter (the original's ``train_params``: ``weight``/``bias``, ``gamma``/``beta``). Parameter
 names never contain a slash, so :func:`split_name` splits at the last one. Arrays keep the
-MATLAB shapes of the original (a convolution weight is ``(kh, kw, in_size, out_size)``, a bias
-``(out_size, 1)``).
+MATLAB shapes of the original (a convolution weight is ``(kh, kw, in_size, out_size)``); a
+network's vectors (biases, batch-norm gamma/beta and running statistics) are written 1-d,
+``(out_size,)``, as ``Net.param_shapes()`` gives them and PyTorch stores them.
 
 safetensors (https://github.com/huggingface/safetensors): an 8-byte little-endian unsigned header
 length N, N bytes of UTF-8 JSON ``{name: {"dtype", "shape", "data_offsets": [begin, end]},
