@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import sukiyaki.matrix as M
-from helpers import assert_matrix, mat, to_numpy
+from matrix_helpers import assert_matrix, mat, to_numpy
 
 KLASSES = ["single", "int32", "uint8", "logical"]
 DTYPES = {"single": np.float32, "int32": np.int32, "uint8": np.uint8, "logical": np.bool_}

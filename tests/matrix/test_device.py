@@ -5,7 +5,7 @@ import pytest
 
 import sukiyaki.matrix as M
 from sukiyaki.backends import BackendUnavailable, available_backends
-from helpers import assert_matrix, mat, to_numpy
+from matrix_helpers import assert_matrix, mat, to_numpy
 
 GPUS = [b for b in available_backends() if b != "numpy"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import sukiyaki.matrix as M
-from helpers import assert_matrix, mat, to_numpy
+from matrix_helpers import assert_matrix, mat, to_numpy
 
 
 # --- display ------------------------------------------------------------------------------

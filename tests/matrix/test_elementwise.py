@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sukiyaki.matrix as M
-from helpers import assert_matrix, check_op, mat, to_numpy
+from matrix_helpers import assert_matrix, check_op, mat, to_numpy
 
 RNG = np.random.default_rng(1234)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sukiyaki.matrix as M
-from helpers import mat
+from matrix_helpers import mat
 
 KLASS_TAKERS = [
     ("zeros", lambda k, d: M.zeros(2, klass=k, device=d)),

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sukiyaki.matrix as M
-from helpers import assert_matrix, mat, to_numpy
+from matrix_helpers import assert_matrix, mat, to_numpy
 
 END, colon = M.END, M.colon
 X = np.arange(1, 13, dtype=np.float32).reshape(3, 4, order="F")   # MATLAB reshape(1:12, 3, 4)

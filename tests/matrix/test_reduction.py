@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sukiyaki.matrix as M
-from helpers import assert_matrix, check_op, mat
+from matrix_helpers import assert_matrix, check_op, mat
 
 RNG = np.random.default_rng(99)
 X3 = RNG.uniform(-2, 2, size=(3, 4, 2)).astype(np.float32)

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sukiyaki.matrix as M
-from helpers import assert_matrix, check_op, mat, matlab_shape, to_numpy
+from matrix_helpers import assert_matrix, check_op, mat, matlab_shape, to_numpy
 
 RNG = np.random.default_rng(7)
 X3 = RNG.uniform(-1, 1, size=(2, 3, 4)).astype(np.float32)

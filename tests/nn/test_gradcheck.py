@@ -7,26 +7,13 @@ transpose; linear weights (in, out) are torch's (out, in) transposed, with the i
 flattened column-major.
 """
 
-import importlib.util
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 
-def _load_helpers():
-    name = "sukiyaki_tests_nn_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _load_helpers()
+import nn_helpers as H  # noqa: E402  (tests/nn is on sys.path under pytest)
 torch = H.torch
 
 

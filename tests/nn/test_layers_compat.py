@@ -6,26 +6,13 @@ the layer type and params and which arrays exist; arrays are (h, w, c, n) / (d, 
 indexes them, conv weights (kh, kw, in/group, out), linear weights (in, out).
 """
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 
-def _load_helpers():
-    name = "sukiyaki_tests_nn_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _load_helpers()
+import nn_helpers as H  # noqa: E402  (tests/nn is on sys.path under pytest)
 TOL = dict(rtol=1e-4, atol=1e-5)
 EXPECTED_CASES = {
     "average_pooling_2d", "batch_normalization_2d", "batch_normalization_4d", "convolution_2d",

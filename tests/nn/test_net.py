@@ -3,9 +3,6 @@ phases, file order that is not topological, freeing of blobs, batches of one, an
 user-registered layers used from JSON.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,17 +11,7 @@ from sukiyaki.nn import LAYER_TYPES, Layer, Net, register_layer
 from sukiyaki.nn.layers._util import wrap
 
 
-def _load_helpers():
-    name = "sukiyaki_tests_nn_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _load_helpers()
+import nn_helpers as H  # noqa: E402  (tests/nn is on sys.path under pytest)
 
 
 def L(name, type_, inputs, outputs, params=None, **extra):

@@ -3,12 +3,9 @@ parameter counts, their data sources can be replaced; bad definitions are ValueE
 name the layer, blob or file at fault and say what is wrong.
 """
 
-import importlib.util
 import json
 import math
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,17 +13,7 @@ import pytest
 from sukiyaki.nn import Net
 
 
-def _load_helpers():
-    name = "sukiyaki_tests_nn_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _load_helpers()
+import nn_helpers as H  # noqa: E402  (tests/nn is on sys.path under pytest)
 
 
 #: Trainable parameters (weights, biases, BN gamma/beta) of the original definitions.

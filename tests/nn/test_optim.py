@@ -3,10 +3,7 @@ learning-rate schedules, gradient accumulation over sub-batches, user optimizers
 hyper-parameters. References: float64 re-implementations and, where present, torch.optim.
 """
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,17 +13,7 @@ from sukiyaki.nn.optim import (OPTIMIZERS, Optimizer, cosine_schedule, get_optim
                                register_optimizer, step_schedule)
 
 
-def _load_helpers():
-    name = "sukiyaki_tests_nn_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _load_helpers()
+import nn_helpers as H  # noqa: E402  (tests/nn is on sys.path under pytest)
 
 DEFS = [
     {"name": "fc1", "type": "linear", "params": {"out_size": 5}, "inputs": ["x"], "outputs": ["h"]},
