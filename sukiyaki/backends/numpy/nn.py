@@ -6,6 +6,7 @@ on that row-major view with the kernel's h/w parameters exchanged too, so no dat
 transposed. Convolution lowers windows to columns (im2col) and multiplies with BLAS.
 """
 
+import functools
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -155,12 +156,13 @@ def conv2d_forward(x, w, b, stride, pad, group=1, keep=False):
         step = _chunk_rows(N, P * ka * kb * C * 4)
         for lo in range(0, N, step):
             hi = min(N, lo + step)
-            np.matmul(_cl_cols(Xc[lo:hi], ka, kb, sa, sb, oa, ob), Wcl, out=Ycl[lo * P:hi * P])
+            cols = _cl_cols(Xc[lo:hi], ka, kb, sa, sb, oa, ob)
+            np.matmul(cols, Wcl, out=Ycl[lo * P:hi * P])
         if b is not None:
             Ycl += b.reshape(1, O)
         Y = np.ascontiguousarray(Ycl.reshape(N, P, O).transpose(0, 2, 1))
-        if keep:
-            cache = Xc
+        if keep:  # the columns themselves when they are small and in one piece, else the padded input
+            cache = cols if (step >= N and cols.nbytes <= CACHE_COLS_BYTES) else Xc
     else:
         Xp = _pad(X, pa, pb)
         Y = np.empty((N, O, oa * ob), dtype=_F32)
@@ -192,22 +194,27 @@ def conv2d_backward(x, w, dy, stride, pad, group=1, need_dx=True, need_dw=True, 
     if _use_channels_last(C, kb, group):
         P = oa * ob
         dYn = np.ascontiguousarray(dY.transpose(0, 2, 3, 1)).reshape(N, P, O)
-        Xc = cache if cache is not None else _cl_padded(X, pa, pb)
-        WclT = np.ascontiguousarray(W.transpose(0, 2, 3, 1).reshape(O, ka * kb * C))
+        cols_all = cache if (cache is not None and cache.ndim == 2) else None
+        Xc = cache if (cache is not None and cache.ndim == 4) else _cl_padded(X, pa, pb)
+        Wk = np.ascontiguousarray(W.transpose(2, 3, 0, 1))  # (ka, kb, O, C)
         dWcl = np.zeros((ka * kb * C, O), dtype=_F32) if need_dw else None
         dXc = np.zeros(Xc.shape, dtype=_F32) if need_dx else None
         step = _chunk_rows(N, P * ka * kb * C * 4)
+        part = np.empty((min(step, N) * P, C), dtype=_F32) if need_dx else None
         for lo in range(0, N, step):  # chunks of samples whose columns stay in cache
             hi = min(N, lo + step)
             dYc = dYn[lo:hi].reshape(-1, O)
             if need_dw:
-                dWcl += _cl_cols(Xc[lo:hi], ka, kb, sa, sb, oa, ob).T @ dYc
+                cols = cols_all if cols_all is not None else _cl_cols(Xc[lo:hi], ka, kb, sa, sb, oa, ob)
+                dWcl += cols.T @ dYc
             if need_dx:
-                d6 = (dYc @ WclT).reshape(hi - lo, oa, ob, ka, kb, C)
+                # one product per kernel offset, added at once while it is in cache
                 d = dXc[lo:hi]
                 for i in range(ka):
                     for j in range(kb):
-                        d[:, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb, :] += d6[:, :, :, i, j, :]
+                        np.matmul(dYc, Wk[i, j], out=part[:dYc.shape[0]])
+                        d[:, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb, :] += \
+                            part[:dYc.shape[0]].reshape(hi - lo, oa, ob, C)
         dW = np.ascontiguousarray(dWcl.reshape(ka, kb, C, O).transpose(3, 2, 0, 1)) if need_dw else None
         dx = None
         if need_dx:
@@ -309,6 +316,27 @@ def pool2d_forward(x, mode, ksize, stride, pad, cover_all):
     return Y.T, (None, Xp.shape, (N, C, A, B))
 
 
+@functools.lru_cache(maxsize=32)
+def _window_base(pshape, oa, ob, sa, sb):
+    """Flat index, in an array of pshape (N, C, A, B), of each window's first element."""
+    N, C, A, B = pshape
+    itype = np.int32 if N * C * A * B < 2**31 else np.int64
+    nc = np.arange(N * C, dtype=itype).reshape(N, C, 1, 1)
+    rows = (sa * np.arange(oa, dtype=itype)).reshape(1, 1, oa, 1)
+    cols = (sb * np.arange(ob, dtype=itype)).reshape(1, 1, 1, ob)
+    base = (nc * A + rows) * B + cols
+    base.flags.writeable = False
+    return base
+
+
+@functools.lru_cache(maxsize=32)
+def _offset_table(ka, kb, B):
+    """Flat offset of each window position, in window order, within rows of length B."""
+    t = np.array([i * B + j for i, j in _offsets(ka, kb)], dtype=np.int32)
+    t.flags.writeable = False
+    return t
+
+
 def pool2d_backward(dy, cache, mode, ksize, stride, pad):
     """Gradient of pool2d_forward with respect to x."""
     code, pshape, (N, C, A, B) = cache
@@ -318,6 +346,14 @@ def pool2d_backward(dy, cache, mode, ksize, stride, pad):
     pa, pb = pad[1], pad[0]
     oa, ob = dY.shape[2], dY.shape[3]
     disjoint = sa >= ka and sb >= kb
+    if mode == "max" and disjoint:
+        # each input element takes at most one gradient: scatter to the maxima's flat indices
+        dXp = np.zeros(pshape, dtype=_F32)
+        idx = _window_base(pshape, oa, ob, sa, sb) + _offset_table(ka, kb, pshape[3])[code]
+        dXp.reshape(-1)[idx.reshape(-1)] = np.ascontiguousarray(dY).reshape(-1)
+        if pshape == (N, C, A, B):
+            return dXp.T
+        return np.ascontiguousarray(dXp[:, :, pa:pa + A, pb:pb + B]).T
     covers = disjoint and sa == ka and sb == kb and pshape == (N, C, oa * ka, ob * kb)
     dXp = np.empty(pshape, dtype=_F32)
     scale = _F32(1.0 / (ka * kb))
