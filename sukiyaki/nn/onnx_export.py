@@ -14,12 +14,9 @@ Layer mapping:
 - ``convolution_2d`` -> Conv (weights (kh, kw, in/group, out) transposed to (out, in/group,
   kh, kw)).
 - ``pooling_2d`` -> MaxPool / AveragePool (``count_include_pad=1``: the original divides by
-  the kernel size) / GlobalAveragePool. The ceil mode (``cover_all``) is written as explicit
-  extra padding at the bottom/right (-inf for max, 0 for average, as our layers pad) rather
-  than ``ceil_mode=1``, because Chainer's cover_all rule and ONNX's ceil rule disagree when
-  the last window would start in the padding (e.g. 7, kernel 2, stride 2, pad 1: 5 windows
-  with cover_all, 4 with ceil_mode, which drops that window). Where that padding reaches
-  the kernel size (which ONNX pooling refuses), an explicit Pad node comes first.
+  the kernel size) / GlobalAveragePool; ``cover_all`` is ``ceil_mode=1``, except where ONNX's
+  ceil mode would keep a last window that starts in the padding (ours drops it, as Caffe and
+  PyTorch do): max pooling then gets explicit end padding, average pooling is refused.
 - ``linear`` -> Flatten + Gemm, the weight rows permuted from our column-major (h, w, c)
   order to ONNX's row-major (c, h, w).
 - ``relu``/``sigmoid``/``tanh``/``softmax`` -> Relu/Sigmoid/Tanh/Softmax.
@@ -270,17 +267,16 @@ def _emit(B, d, layer, tensor):
             return
         (kh, kw), (sh, sw), (ph, pw) = layer.ksize, layer.stride, layer.pad
         oh, ow = layer.out_specs[0].shape[:2]
-        eh = max(0, (oh - 1) * sh + kh - (h + 2 * ph))
-        ew = max(0, (ow - 1) * sw + kw - (w + 2 * pw))
-        pads = [ph, pw, ph + eh, pw + ew]
-        if max(pads[0], pads[2]) >= kh or max(pads[1], pads[3]) >= kw:
-            # a window wholly in the padding (cover_all): ONNX pooling wants pads < kernel,
-            # so pad explicitly with what our layer pads with (-inf for max, 0 for average)
-            fill = np.array(-np.inf if layer.mode == "max" else 0.0, np.float32)
-            ins = [B.node("Pad", [ins[0], B.const(f"{prefix}/pads", np.array([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]], np.int64)),
-                                  B.const(f"{prefix}/pad_value", fill)], f"{prefix}/padded", f"{prefix}/pad")]
-            pads = [0, 0, 0, 0]
-        attrs = {"kernel_shape": [kh, kw], "strides": [sh, sw], "pads": pads}
+        pads, ceil = [ph, pw, ph, pw], int(layer.cover_all)
+        onnx_ceil = [-(-(n + 2 * p - k) // s) + 1 for n, p, k, s in ((h, ph, kh, sh), (w, pw, kw, sw))]
+        if layer.cover_all and onnx_ceil != [oh, ow]:
+            # ONNX's ceil mode keeps a last window that starts in the padding; ours drops it
+            if layer.mode != "max":
+                raise unsupported("average pooling in ceil mode whose last window would start in the "
+                                  "padding has no exact ONNX form (ONNX keeps that window)")
+            pads = [ph, pw, (oh - 1) * sh + kh - h - ph, (ow - 1) * sw + kw - w - pw]
+            ceil = 0
+        attrs = {"kernel_shape": [kh, kw], "strides": [sh, sw], "pads": pads, "ceil_mode": ceil}
         if layer.mode == "max":
             tensor[out] = B.node("MaxPool", ins, out, name, **attrs)
         else:

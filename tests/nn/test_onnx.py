@@ -122,7 +122,7 @@ def L(name, type_, inputs, params=None, outputs=None):
 @pytest.mark.parametrize("pool", [
     {"type": "max", "ksize": 3, "stride": 2, "pad": 0},                       # original ResNet-50: cover_all
     {"type": "max", "ksize": 3, "stride": 2, "pad": 1},                       # cover_all with pad
-    {"type": "average", "ksize": 2, "stride": 2, "pad": 1, "cover_all": True},  # 7 -> 5, ONNX ceil_mode: 4
+    {"type": "max", "ksize": 2, "stride": 2, "pad": 1},                       # 7 -> 4 (ONNX ceil_mode: 5)
     {"type": "max", "ksize": 3, "stride": 2, "pad": 1, "cover_all": False},   # torchvision's
     {"type": "average", "ksize": 3, "stride": 2, "pad": 1},                   # count_include_pad
     {"type": "average", "ksize": 3, "stride": 2, "pad": 0, "cover_all": True},  # cifar10_quick's
@@ -135,6 +135,16 @@ def test_pooling_variants(pool):
                     L("pool", "pooling_2d", ["conv"], pool),
                     L("fc", "linear", ["pool"], {"out_size": 5})], (6, 7, 2))
     check_tiny(net, (6, 7, 2))
+
+
+def test_average_pooling_without_an_exact_onnx_form_is_refused():
+    """Ceil mode, 7 -> 4 here (the last window would start in the padding); ONNX would give 5."""
+    net = tiny_net([L("conv", "convolution_2d", ["x"], {"in_size": 2, "out_size": 4, "ksize": 2, "pad": 1}),
+                    L("pool", "pooling_2d", ["conv"], {"type": "average", "ksize": 2, "stride": 2, "pad": 1,
+                                                       "cover_all": True}),
+                    L("fc", "linear", ["pool"], {"out_size": 5})], (6, 7, 2))
+    with pytest.raises(ValueError, match="pool"):
+        export_onnx(net, None)
 
 
 def test_graph_plumbing_layers():

@@ -303,12 +303,12 @@ def test_pooling_conventions_match_torch(params, torch_kw, out):
 
 def test_cover_all_with_pad_is_not_torchvision():
     """Why resnet18.json sets cover_all false: with pad 1, our default cover_all (like torch's
-    ceil_mode) gives 57, torchvision's floor mode 56. cover_all and ceil_mode differ only when
-    the last window would start in the padding (7, kernel 2, stride 2, pad 1: 5 and 4)."""
+    ceil_mode) gives 57, torchvision's floor mode 56. Like ceil_mode, cover_all drops a last
+    window that would start in the padding (7, kernel 2, stride 2, pad 1: 4, not 5)."""
     net = pool_net({"type": "max", "ksize": 3, "stride": 2, "pad": 1})
     assert net.schedules["test"].specs["y"].shape == (57, 57, 2)
     assert tuple(F.max_pool2d(torch.zeros(1, 2, 112, 112), 3, 2, 1, ceil_mode=True).shape[2:]) == (57, 57)
     assert tuple(F.max_pool2d(torch.zeros(1, 2, 112, 112), 3, 2, 1).shape[2:]) == (56, 56)
     net = pool_net({"type": "max", "ksize": 2, "stride": 2, "pad": 1}, size=7)
-    assert net.schedules["test"].specs["y"].shape == (5, 5, 2)
+    assert net.schedules["test"].specs["y"].shape == (4, 4, 2)
     assert tuple(F.max_pool2d(torch.zeros(1, 2, 7, 7), 2, 2, 1, ceil_mode=True).shape[2:]) == (4, 4)

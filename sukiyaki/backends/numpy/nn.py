@@ -244,10 +244,26 @@ def conv2d_backward(x, w, dy, stride, pad, group=1, need_dx=True, need_dw=True, 
 
 
 def pool_out_size(size, k, s, p, cover_all):
-    """Output extent of pooling; cover_all (ceil mode) as Chainer's max pooling."""
-    if cover_all:
-        return (size + 2 * p - k + s - 1) // s + 1
-    return (size + 2 * p - k) // s + 1
+    """Output extent of pooling.
+
+    cover_all is the ceil mode (Chainer's max pooling, Caffe): windows cover the whole
+    input, but as in Caffe and PyTorch a last window that would start in the padding is
+    dropped (it would hold padding only).
+    """
+    if not cover_all:
+        return (size + 2 * p - k) // s + 1
+    o = (size + 2 * p - k + s - 1) // s + 1
+    if o > 1 and (o - 1) * s >= size + p:
+        o -= 1
+    return o
+
+
+def _avg_divisor(A, B, ka, kb, sa, sb, pa, pb, oa, ob):
+    """Window sizes for average pooling: ka * kb, less what lies beyond the padded input
+    (the ceil mode's last windows), as Caffe and PyTorch count them."""
+    ca = np.minimum(ka, A + 2 * pa - sa * np.arange(oa))
+    cb = np.minimum(kb, B + 2 * pb - sb * np.arange(ob))
+    return (ca[:, None] * cb[None, :]).astype(_F32)
 
 
 def _offsets(ka, kb):
@@ -304,16 +320,18 @@ def pool2d_forward(x, mode, ksize, stride, pad, cover_all):
                         N, Xp[0].nbytes)
         return Y.T, (code, Xp.shape, (N, C, A, B))
 
+    div = _avg_divisor(A, B, ka, kb, sa, sb, pa, pb, oa, ob) if (ea or eb) else _F32(ka * kb)
+
     def avg_part(lo, hi):
         y = Y[lo:hi]
         slices = _window_slices(Xp[lo:hi], ka, kb, sa, sb, oa, ob)
         np.copyto(y, slices[0])
         for v in slices[1:]:
             y += v
-        y *= _F32(1.0 / (ka * kb))
+        y /= div
 
     _batch_parallel(avg_part, N, Xp[0].nbytes)
-    return Y.T, (None, Xp.shape, (N, C, A, B))
+    return Y.T, (div, Xp.shape, (N, C, A, B))
 
 
 @functools.lru_cache(maxsize=32)
@@ -356,12 +374,11 @@ def pool2d_backward(dy, cache, mode, ksize, stride, pad):
         return np.ascontiguousarray(dXp[:, :, pa:pa + A, pb:pb + B]).T
     covers = disjoint and sa == ka and sb == kb and pshape == (N, C, oa * ka, ob * kb)
     dXp = np.empty(pshape, dtype=_F32)
-    scale = _F32(1.0 / (ka * kb))
     zero = _F32(0)
 
     def part(lo, hi):
         d = dXp[lo:hi]
-        g = dY[lo:hi] if mode == "max" else dY[lo:hi] * scale
+        g = dY[lo:hi] if mode == "max" else dY[lo:hi] / code  # average pooling keeps its divisor in the cache
         if not covers:
             d[...] = 0
         for k, (i, j) in enumerate(_offsets(ka, kb)):
