@@ -55,8 +55,14 @@ def load_mean(mean, order="hwc"):
         (8, 8, 3)
     """
     if isinstance(mean, (str, Path)):
-        mean = np.load(Path(mean).expanduser(), allow_pickle=False)
-    m = np.asarray(mean, dtype=np.float32)
+        try:
+            mean = np.load(Path(mean).expanduser(), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"data_augmentation: cannot read the mean file {str(mean)!r} ({exc})") from None
+    try:
+        m = np.asarray(mean, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"data_augmentation: mean must be an array of numbers or a .npy path, got {mean!r}") from None
     if order == "chw":
         if m.ndim != 3:
             raise ValueError(f"data_augmentation: a 'chw' mean needs 3 dimensions, "
@@ -98,18 +104,23 @@ def normalize_params(params):
                          f"known: {sorted(_KNOWN_KEYS)}")
     if "out_shape" not in params:
         raise ValueError("data_augmentation: parameter 'out_shape' [h, w] is required")
-    out_shape = list(params["out_shape"])
-    if len(out_shape) != 2 or any(int(s) != s or s <= 0 for s in out_shape):
+    out_shape = params["out_shape"]
+    out_shape = list(out_shape) if isinstance(out_shape, (list, tuple)) else [out_shape]
+    if len(out_shape) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0
+                                  for s in out_shape):
         raise ValueError(f"data_augmentation: out_shape must be [h, w] with positive "
                          f"integers, got {params['out_shape']!r}")
     klass = params.get("input_klass", "single")
-    if klass is not None and klass not in _KLASS_DTYPES:
+    if klass is not None and (not isinstance(klass, str) or klass not in _KLASS_DTYPES):
         raise ValueError(f"data_augmentation: input_klass must be 'single' or 'uint8', "
                          f"got {klass!r}")
     for key in ("random_crop", "random_flip"):
         if not isinstance(params.get(key, False), (bool, np.bool_)):
             raise ValueError(f"data_augmentation: {key} must be true or false, got {params[key]!r}")
     scale = params.get("scale", 1.0)
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating))
+                              or not np.isfinite(scale)):
+        raise ValueError(f"data_augmentation: scale must be a finite number, got {scale!r}")
     order = params.get("mean_order", "hwc")
     mean = params.get("mean")
     return {

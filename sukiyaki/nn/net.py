@@ -206,18 +206,14 @@ class Net:
         sched = self.schedules.get(phase)
         if sched is None:
             raise ValueError(f"the network has no layers in phase '{phase}'")
+        if not isinstance(inputs, dict):
+            raise ValueError(f"inputs must be a dict of blob name -> values, got {type(inputs).__name__}")
         ctx = Context(phase, rng, need_backward, self.device)
         blobs = {}
         for b, spec in sched.inputs.items():
             if b not in inputs:
                 raise ValueError(f"missing network input '{b}' ({spec}) for phase '{phase}'")
-            v = inputs[b]
-            if not isinstance(v, Matrix):
-                from sukiyaki.matrix import array
-
-                arr = np.asarray(list(v) if isinstance(v, range) else v)
-                v = array(arr.reshape(1, -1) if arr.ndim == 1 else arr, klass=spec.klass, device=self.device)
-            blobs[b] = v
+            blobs[b] = self._input_matrix(b, spec, inputs[b])
         remaining = {}
         for d in sched.order:
             for b in d["inputs"]:
@@ -234,6 +230,34 @@ class Net:
                 if remaining[b] == 0 and b not in wanted:
                     del blobs[b]
         return blobs, ctx
+
+    def _input_matrix(self, name, spec, value):
+        """A network input checked against its per-sample spec, as a Matrix on our device."""
+        from sukiyaki.matrix import array
+
+        arr = value.to_numpy() if isinstance(value, Matrix) else np.asarray(list(value) if isinstance(value, range) else value)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"network input '{name}': expected numbers, got {arr.dtype}")
+        if spec.klass in ("int32", "uint8"):
+            if arr.dtype.kind == "f" and arr.size and not np.all(np.isfinite(arr) & (arr == np.trunc(arr))):
+                raise ValueError(f"network input '{name}': values must be integers")
+            info = np.iinfo(spec.klass)
+            if arr.size and (arr.min() < info.min or arr.max() > info.max):
+                raise ValueError(f"network input '{name}': values must fit {spec.klass} ({info.min}..{info.max})")
+        if spec.shape == (1,):  # one value per sample (indices, labels): any vector
+            arr = arr.reshape(1, -1)
+        else:
+            lead = tuple(arr.shape[:len(spec.shape)])
+            padded = lead + (1,) * (len(spec.shape) - len(lead))
+            if arr.ndim > len(spec.shape) + 1 or padded != tuple(spec.shape):
+                raise ValueError(f"network input '{name}': expected per-sample shape {spec} (then the batch), "
+                                 f"got an array of shape {arr.shape}")
+        n = arr.size // max(spec.size, 1)
+        if n == 0:
+            raise ValueError(f"network input '{name}': the batch is empty")
+        if isinstance(value, Matrix) and value.device == self.device and value.klass == spec.klass and arr.shape == value.shape:
+            return value
+        return array(arr, klass=spec.klass, device=self.device)
 
     def backward(self, blobs, ctx, loss_scale=1.0):
         """Accumulate parameter gradients from a forward(need_backward=True) pass."""

@@ -142,3 +142,18 @@ def test_mean_forms(tmp_path):
 def test_errors(params, x, pattern):
     with pytest.raises(ValueError, match=pattern):
         augment(x, params)
+
+
+@pytest.mark.parametrize("params,pattern", [
+    ({"out_shape": 28}, "out_shape must be"),
+    ({"out_shape": [28, 28], "scale": [1, 2]}, "scale must be a finite number"),
+    ({"out_shape": [28, 28], "scale": float("nan")}, "scale must be a finite number"),
+    ({"out_shape": [28, 28], "scale": "3"}, "scale must be a finite number"),
+    ({"out_shape": [28, 28], "input_klass": []}, "input_klass must be"),
+    ({"out_shape": [28, 28], "mean": "/nonexistent/mean.npy"}, "cannot read the mean file"),
+])
+def test_bad_parameter_types_are_value_errors(params, pattern):
+    from sukiyaki.data.augment import normalize_params
+
+    with pytest.raises(ValueError, match=pattern):
+        normalize_params(params)

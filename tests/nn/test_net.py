@@ -4,6 +4,8 @@ user-registered layers used from JSON.
 """
 
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -531,3 +533,44 @@ def test_registered_loss_layer(l1_loss):
     inputs = {"x": rng.standard_normal((4, 6)).astype(np.float32),
               "y": (rng.standard_normal((2, 6)) * 5).astype(np.float32)}  # far from the kink at 0
     H.check_net_gradients(net, inputs, eps=1e-2)
+
+
+# ---------------------------------------------------------------- network inputs are checked
+
+def _vector_net():
+    layers = [{"name": "fc", "type": "linear", "params": {"out_size": 3}, "inputs": ["x"], "outputs": ["y"]}]
+    return Net(layers, input_specs={"x": ((4,), "single")})
+
+
+@pytest.mark.parametrize("value,pattern", [
+    (np.zeros((5, 2), np.float32), r"network input 'x': expected per-sample shape 4 single"),
+    (np.zeros((2, 4), np.float32), r"network input 'x': expected per-sample shape"),
+    (np.zeros((4, 0), np.float32), r"network input 'x': the batch is empty"),
+    (np.array([["a"] * 4]).T, r"network input 'x': expected numbers"),
+])
+def test_bad_network_inputs_name_the_blob(value, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _vector_net().forward({"x": value})
+
+
+def test_inputs_must_be_a_dict():
+    with pytest.raises(ValueError, match="inputs must be a dict"):
+        _vector_net().forward(None)
+
+
+def test_one_sample_and_a_batch_are_accepted():
+    net = _vector_net()
+    one, _ = net.forward({"x": np.ones(4, np.float32)}, keep=["y"])
+    many, _ = net.forward({"x": np.ones((4, 3), np.float32)}, keep=["y"])
+    assert one["y"].shape == (3, 1) and many["y"].shape == (3, 3)
+
+
+@pytest.mark.parametrize("batch,pattern", [
+    ([0.5, 1.7], "values must be integers"),
+    ([2 ** 32 + 3], "values must fit int32"),
+    ([], "the batch is empty"),
+])
+def test_batch_indices_are_checked_before_conversion(batch, pattern):
+    net = Net(Path(__file__).resolve().parents[2] / "sukiyaki" / "nets" / "lenet.json")
+    with pytest.raises(ValueError, match=f"network input 'batch': {pattern}"):
+        net.forward({"batch": batch}, phase="test")

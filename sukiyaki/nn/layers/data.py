@@ -186,7 +186,7 @@ class DataAugmentation(Layer):
 
         try:
             self.aug = normalize_params(self.params)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise self.error(str(exc).replace("data_augmentation: ", "")) from None
 
     def infer(self, in_specs):
