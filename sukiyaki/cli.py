@@ -161,12 +161,34 @@ def _add_common(p):
 # ------------------------------------------------------------------ train
 
 
+def _apply_resume_options(args):
+    """Fill the options not given on the command line: from the checkpoint when resuming, else defaults."""
+    recorded = {}
+    if args.resume:
+        from sukiyaki.nn.train import Trainer
+
+        recorded = Trainer.checkpoint_options(args.resume)
+    if args.iterations is None and args.epochs is None:
+        if recorded.get("total_iterations"):
+            args.iterations = int(recorded["total_iterations"])
+        else:
+            args.epochs = 10
+    if args.val_cycle is None:
+        args.val_cycle = int(recorded.get("val_cycle", 500))
+    for key in ("save_template", "checkpoint", "checkpoint_every"):
+        if getattr(args, key) is None and recorded.get(key) is not None:
+            setattr(args, key, recorded[key])
+    if args.resume and args.checkpoint is None:
+        args.checkpoint = args.resume  # keep checkpointing where the run was checkpointed
+
+
 def _cmd_train(args):
     from sukiyaki.nn.train import Trainer, make_optimizer
     from sukiyaki.nn.weights import load_weights
 
     if args.resume and args.initial_weights:
         raise UsageError("--resume and --initial-weights exclude each other (a checkpoint holds the weights)")
+    _apply_resume_options(args)
     if args.batch_size % args.batch_div:
         raise UsageError(f"--batch-div {args.batch_div} does not divide --batch-size {args.batch_size}")
     net = build_net(args, seed=args.seed)
@@ -247,17 +269,19 @@ def _add_train(sub):
     p.add_argument("--batch-size", type=_number(int, 1), default=64)
     p.add_argument("--batch-div", type=_number(int, 1), default=1,
                    help="split each batch into this many sub-batches (gradient accumulation)")
-    p.add_argument("--val-cycle", type=_number(int, 0), default=500,
-                   help="validate every N iterations (0: only at the end)")
+    p.add_argument("--val-cycle", type=_number(int, 0), default=None,
+                   help="validate every N iterations (0: only at the end; default 500)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--iterations", type=_number(int, 1), default=None)
-    length.add_argument("--epochs", type=_number(int, 1), default=10, help="(default 10)")
+    length.add_argument("--epochs", type=_number(int, 1), default=None, help="(default 10)")
     p.add_argument("--initial-weights", metavar="PATH", help="start from these weights (.safetensors or .bin)")
     p.add_argument("--save-template", metavar="PATH", help="weights at each validation, e.g. runs/lenet_{iteration}.safetensors")
     p.add_argument("--out-dir", default=".", help="folder of the default outputs (default: current folder)")
     p.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (at each validation and at the end)")
     p.add_argument("--checkpoint-every", type=_number(int, 1), metavar="N", help="checkpoint every N iterations")
-    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue from a checkpoint, with the run length, validation cycle, save template and "
+                        "checkpoint settings it recorded unless given again")
     p.add_argument("--seed", type=_number(int, 0), default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)

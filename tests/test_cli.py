@@ -159,6 +159,42 @@ def test_resume_in_a_new_process_is_exact(tmp_path, small_test, capsys):
         assert a[k].tobytes() == b[k].tobytes(), k
 
 
+def test_resume_without_options_continues_the_recorded_run(tmp_path, small_test, capsys):
+    """An interrupted run (checkpointed every 3 of 6 iterations) resumed with only --resume
+    finishes the recorded 6 iterations, with the recorded save template, bit for bit."""
+    common = ["--batch-size", 8, "--no-progress", "--data", f"d_test={small_test}"]
+    rc, _, err = run(["train", "lenet", "--iterations", 6, "--val-cycle", 0, "--out-dir", tmp_path / "full"]
+                     + common, capsys)
+    assert rc == 0, err
+    # the same run, stopped after its checkpoint at iteration 3 (a short run with the same recorded length)
+    rc, _, err = run(["train", "lenet", "--iterations", 6, "--val-cycle", 3, "--checkpoint",
+                      tmp_path / "ck.safetensors", "--save-template", tmp_path / "part_{iteration}.safetensors"]
+                     + common, capsys)
+    assert rc == 0, err
+    from sukiyaki.nn.train import Trainer
+
+    state = Trainer.checkpoint_options(tmp_path / "ck.safetensors")
+    assert state["total_iterations"] == 6 and state["val_cycle"] == 3
+    assert state["save_template"] == str(tmp_path / "part_{iteration}.safetensors")
+    # rewind the checkpoint to iteration 3 by rerunning only 3 iterations into a fresh file
+    rc, _, err = run(["train", "lenet", "--iterations", 3, "--val-cycle", 0, "--checkpoint", tmp_path / "ck3.safetensors",
+                      "--out-dir", tmp_path / "short"] + common, capsys)
+    assert rc == 0, err
+    rc, out, err = run(["train", "lenet", "--resume", tmp_path / "ck3.safetensors", "--iterations", 6,
+                        "--out-dir", tmp_path / "resumed"] + common, capsys)
+    assert rc == 0, err
+    assert "at iteration 3" in out and "3 iterations" in out
+    a = P.load_safetensors(tmp_path / "full" / "lenet_final.safetensors")[0]
+    b = P.load_safetensors(tmp_path / "resumed" / "lenet_final.safetensors")[0]
+    for k in a:
+        assert a[k].tobytes() == b[k].tobytes(), k
+    # and with nothing but --resume, a finished run stays finished (no further iterations)
+    rc, out, err = run(["train", "lenet", "--resume", tmp_path / "ck.safetensors", "--out-dir", tmp_path / "again"]
+                       + common, capsys)
+    assert rc == 0, err
+    assert out.count("0 iterations") == 1
+
+
 def test_python_m_entry_point_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sukiyaki.cli", "train", "lenet", "--batch-size", "-4"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)

@@ -363,7 +363,9 @@ class Trainer:
             "optimizer": optimizer_config(self.optimizer),
             "trainer": {"batch_size": self.batch_size, "batch_div": self.batch_div, "seed": self.seed,
                         "val_cycle": self.val_cycle, "iterations": self.iterations, "epochs": self.epochs,
-                        "total_iterations": self.total_iterations},
+                        "total_iterations": self.total_iterations,
+                        "save_template": self.save_template, "save_final": self.save_final,
+                        "checkpoint": self.checkpoint, "checkpoint_every": self.checkpoint_every},
             "netdef_sha256": netdef_hash(self.net),
         }
 
@@ -383,6 +385,17 @@ class Trainer:
         _ensure_parent(path)
         atomic_write(path, lambda f: f.write(blob))
         return path
+
+    @staticmethod
+    def checkpoint_options(path):
+        """The trainer options recorded in a checkpoint ({} if it has none or cannot be read;
+        resume() reports what is wrong with it)."""
+        try:
+            with open(path, "rb") as f:
+                _, meta = load_safetensors(f.read())
+            return dict(json.loads(meta[CHECKPOINT_KEY])["trainer"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
 
     def resume(self, path):
         """Restore the whole training state from a checkpoint of :meth:`save_checkpoint`.
