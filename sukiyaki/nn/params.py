@@ -433,9 +433,10 @@ def check_against(tensors, expected, source_name):
                              f"expects {shape}")
         if dtype is not None:
             have = np.asarray(tensors[name]).dtype
-            if not np.can_cast(have, np.dtype(dtype), "same_kind"):
+            want = np.dtype(dtype)
+            if not np.can_cast(have, want, "same_kind") or (want.kind == "f" and have.kind != "f"):
                 raise ValueError(f"{where}: parameter {name!r} has dtype {have}, the network "
-                                 f"expects {np.dtype(dtype)}")
+                                 f"expects {want}")
     for name in tensors:
         if name not in expected:
             raise ValueError(f"{where}: unexpected parameter {name!r} (the network has no "

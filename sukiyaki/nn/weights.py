@@ -130,7 +130,9 @@ def save_weights(net, path, format=None):
     """
     fmt = format_of(path, format)
     if fmt == "sukiyaki2":
-        save_sukiyaki2(path, weight_arrays(net, states=False))
+        # states (batch-norm running statistics) too, as extra named entries: without them a
+        # reloaded network would test with fresh statistics (the original had no such state)
+        save_sukiyaki2(path, weight_arrays(net))
     else:
         save_safetensors(path, weight_arrays(net), metadata=weights_metadata(net))
     return fmt

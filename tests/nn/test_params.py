@@ -453,3 +453,10 @@ def test_atomic_write_new_file_mode(tmp_path):
     P.atomic_write(tmp_path / "a", lambda f: f.write(b"x"))
     (tmp_path / "b").write_bytes(b"x")
     assert os.stat(tmp_path / "a").st_mode == os.stat(tmp_path / "b").st_mode
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.bool_])
+def test_integer_or_bool_tensors_are_not_float_parameters(dtype):
+    tensors = {"fc/weight": np.ones((2, 3), dtype)}
+    with pytest.raises(ValueError, match=r"parameter 'fc/weight' has dtype .* expects float32"):
+        P.check_against(tensors, {"fc/weight": ((2, 3), np.float32)}, "w.safetensors")

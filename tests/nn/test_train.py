@@ -315,7 +315,7 @@ def test_weights_file_layout(test_subset, tmp_path):
     assert_bitwise(weight_arrays(net), weight_arrays(other))
 
 
-def test_states_are_saved_in_safetensors_only(tmp_path):
+def test_states_are_saved_in_both_formats(tmp_path):
     net = Net(bn_defs())
     quiet(net, iterations=3).train()
     st = net.states()
@@ -324,12 +324,15 @@ def test_states_are_saved_in_safetensors_only(tmp_path):
     save_weights(net, tmp_path / "w.safetensors")
     save_weights(net, tmp_path / "w.bin")
     assert "bn/running_mean" in P.load_safetensors(tmp_path / "w.safetensors")[0]
-    assert "bn/running_mean" not in P.load_sukiyaki2(tmp_path / "w.bin")
+    assert "bn/running_mean" in P.load_sukiyaki2(tmp_path / "w.bin")
+    for name in ("w.safetensors", "w.bin"):
+        fresh = Net(bn_defs(), seed=4)
+        load_weights(fresh, tmp_path / name)
+        assert_bitwise(weight_arrays(net), weight_arrays(fresh))
+    # a file in the original's style (parameters only) loads; states keep their values
+    P.save_sukiyaki2(tmp_path / "orig.bin", weight_arrays(net, states=False))
     fresh = Net(bn_defs(), seed=4)
-    load_weights(fresh, tmp_path / "w.safetensors")
-    assert_bitwise(weight_arrays(net), weight_arrays(fresh))
-    fresh = Net(bn_defs(), seed=4)
-    load_weights(fresh, tmp_path / "w.bin")  # parameters only: states keep their values
+    load_weights(fresh, tmp_path / "orig.bin")
     assert_bitwise(weight_arrays(net, states=False), weight_arrays(fresh, states=False))
     np.testing.assert_array_equal(fresh.states()["bn/running_var"].to_numpy(), 1)
 
