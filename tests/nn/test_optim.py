@@ -421,3 +421,16 @@ def test_state_arrays_are_a_snapshot(name):
     run_steps(opt, net, 1, seed=1)
     for k in snapshot:
         np.testing.assert_array_equal(snapshot[k], frozen[k], err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum_sgd", "adam"])
+def test_updates_are_in_place(name):
+    net = small_net()
+    before = net.parameters()
+    snapshot = {k: v.to_numpy().copy() for k, v in before.items()}
+    opt = get_optimizer(name, lr=0.1)
+    run_steps(opt, net, 2)
+    after = net.parameters()
+    for k in before:
+        assert after[k] is before[k], k  # the same matrix, updated
+        assert not np.array_equal(after[k].to_numpy(), snapshot[k]), k

@@ -19,14 +19,22 @@ class Adam(Optimizer):
         self.eps = check_number("adam", "eps", eps, 0, lo_open=True)
 
     def update_one(self, w, g, state, lr):
+        be = w._backend
         t = self.iteration + 1
-        m = state.get("m")
-        v = state.get("v")
-        m = g * (1 - self.beta1) if m is None else m * self.beta1 + g * (1 - self.beta1)
-        v = g * g * (1 - self.beta2) if v is None else v * self.beta2 + g * g * (1 - self.beta2)
-        state["m"], state["v"] = m, v
+        m, v = state.get("m"), state.get("v")
+        if m is None:
+            m = state["m"] = g.copy()
+            be.scale_(m.data, 1 - self.beta1)
+            v = state["v"] = g * g
+            be.scale_(v.data, 1 - self.beta2)
+        else:
+            be.scale_(m.data, self.beta1)
+            be.axpy_(m.data, 1 - self.beta1, g.data)
+            be.scale_(v.data, self.beta2)
+            be.axpy_(v.data, 1 - self.beta2, (g * g).data)
         lr_t = lr * math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
-        return w - m * lr_t / (sqrt(v) + self.eps)
+        be.axpy_(w.data, -lr_t, (m / (sqrt(v) + self.eps)).data)
+        return w
 
     def config(self):
         return super().config() | {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
