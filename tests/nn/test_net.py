@@ -574,3 +574,13 @@ def test_batch_indices_are_checked_before_conversion(batch, pattern):
     net = Net(Path(__file__).resolve().parents[2] / "sukiyaki" / "nets" / "lenet.json")
     with pytest.raises(ValueError, match=f"network input 'batch': {pattern}"):
         net.forward({"batch": batch}, phase="test")
+
+
+def test_plus_and_concat_of_uint8_blobs_give_single():
+    layers = [{"name": "p", "type": "plus", "inputs": ["x", "x"], "outputs": ["y"]},
+              {"name": "c", "type": "concat", "params": {"axis": 1}, "inputs": ["x", "x"], "outputs": ["z"]}]
+    net = Net(layers, input_specs={"x": ((2,), "uint8")})
+    blobs, _ = net.forward({"x": np.full((2, 3), 200, np.uint8)}, keep=["y", "z"])
+    assert blobs["y"].klass == "single" and blobs["y"].to_numpy().dtype == np.float32
+    np.testing.assert_array_equal(blobs["y"].to_numpy(), 400)  # no uint8 wrap-around
+    assert blobs["z"].klass == "single" and blobs["z"].to_numpy().dtype == np.float32

@@ -3,7 +3,7 @@
 import math
 
 from sukiyaki.nn.layer import BlobSpec, Layer, batch_size, register_layer
-from sukiyaki.nn.layers._util import native, wrap
+from sukiyaki.nn.layers._util import F32, native, wrap
 
 
 @register_layer
@@ -51,10 +51,14 @@ class Plus(Layer):
         return [BlobSpec(in_specs[0].shape, "single")]
 
     def forward(self, inputs, ctx):
-        total = inputs[0]
-        for x in inputs[1:]:
-            total = total + x
-        return [total if len(inputs) > 1 else total + 0]
+        be = inputs[0]._backend
+        total = None
+        for x in inputs:  # in single, whatever the inputs' klass (uint8 would wrap)
+            xd = x.data if x.data.dtype == F32 else be.astype(x.data, F32)
+            total = xd if total is None else be.binary["add"](total, xd)
+        if len(inputs) == 1:
+            total = be.copy(total)
+        return [wrap(total, be)]
 
     def backward(self, inputs, outputs, deltas, ctx):
         return [deltas[0]] * len(self.in_specs)
@@ -90,6 +94,7 @@ class Concat(Layer):
         be = inputs[0]._backend
         n = batch_size(inputs[0], self.in_specs[0])
         parts = [native(x, s + (n,)) for x, s in zip(inputs, self.shapes)]
+        parts = [p if p.dtype == F32 else be.astype(p, F32) for p in parts]
         return [wrap(be.concat(parts, self.axis), be)]
 
     def backward(self, inputs, outputs, deltas, ctx):
