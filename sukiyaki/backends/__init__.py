@@ -35,6 +35,11 @@ def get_backend(name="numpy"):
         module = importlib.import_module(BACKEND_MODULES[name])
     except ImportError as exc:
         extra = GPU_EXTRAS.get(name, "sukiyaki")
+        if getattr(exc, "name", None) == BACKEND_MODULES[name]:
+            raise BackendUnavailable(
+                f"backend {name!r} is not part of this version of sukiyaki yet (the release that has it "
+                f"installs it with: pip install '{extra}')"
+            ) from None
         raise BackendUnavailable(
             f"backend {name!r} is not available ({exc}); install it with: pip install '{extra}'"
         ) from None

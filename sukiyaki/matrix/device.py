@@ -10,7 +10,7 @@ Example:
     >>> def layer():
     ...     tmp = M.ones(2, 2)
     ...     return tmp + 1
-    >>> M.autodestruct(layer).get(1, 1)
+    >>> M.autodestruct(layer).get(1, 1).item()
     2.0
 """
 
@@ -37,11 +37,7 @@ def default_gpu():
             continue
         if be.is_gpu:
             return name
-    raise BackendUnavailable(
-        "no GPU backend is available; install one with pip install 'sukiyaki[cuda]' "
-        "(NVIDIA, CuPy) or pip install 'sukiyaki[webgpu]' (any GPU, wgpu). Details: "
-        + "; ".join(errors)
-    )
+    raise BackendUnavailable("no GPU backend is available here: " + "; ".join(errors))
 
 
 def gpuArray(A, device=None):  # noqa: N802 (MATLAB name)

@@ -312,13 +312,16 @@ def set(A, subs, value):  # noqa: A001 (MATLAB-style name)
     v, vnum = _value_data(A, value, tuple(counts), "nd")
     if 0 in counts:
         return
-    x = A._data if ext == A.shape else be.reshape(A._data, ext)
-    vals = v if vnum == 1 else be.reshape(v, tuple(counts))
-    if vnum == 1:
-        vals = be.reshape(v, (1,) * len(counts))
-    be.scatter(x, keys, vals)
-    if x is not A._data:
-        A._data = be.reshape(x, A.shape)
+    if ext != A.shape:
+        # subscripts span collapsed dimensions: assign through linear indices, so the matrix
+        # keeps its memory (a collapsing reshape may copy, e.g. of a row-major numpy array)
+        grids = [np.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, ext)]
+        lin = np.ravel_multi_index(np.ix_(*grids), ext, order="F").reshape(-1, order="F")
+        vflat = be.reshape(v, (vnum,)) if vnum != 1 else be.reshape(v, (1,))
+        be.put_linear(A._data, be.from_numpy(lin) if be.is_gpu else lin, vflat)
+        return
+    vals = be.reshape(v, (1,) * len(counts)) if vnum == 1 else be.reshape(v, tuple(counts))
+    be.scatter(A._data, keys, vals)
 
 
 def find(A, n=None, nargout=1):

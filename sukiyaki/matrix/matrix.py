@@ -10,7 +10,7 @@ elementwise, ``A @ B`` is the matrix product, comparisons give logical matrices.
 Example:
     >>> import sukiyaki.matrix as M
     >>> A = M.array([[1, 2], [3, 4]])
-    >>> (A + 1).get(2, 1)
+    >>> (A + 1).get(2, 1).item()
     4.0
 """
 

@@ -258,3 +258,13 @@ def test_property_subscript_get_set(shape, data, device):
     B = mat(x.copy(), device)
     B.set(*subs, A.get(*subs))
     np.testing.assert_array_equal(to_numpy(B), to_numpy(A))
+
+
+def test_set_with_collapsed_dimensions_keeps_sharing_a_row_major_array():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)  # C order: a collapsing reshape would copy
+    A = M.array(a)
+    A.set(1, 5, -2)          # A(1, 5): dims 2 and 3 collapsed, column 5 is a[0, 1, 1]
+    A.set(2, M.colon(11, 12), 7)
+    assert a[0, 1, 1] == -2 and A.get(1, 5).item() == -2
+    assert a[1, 1, 3] == 7 and a[1, 2, 3] == 7
+    assert np.shares_memory(A.to_numpy(), a)
