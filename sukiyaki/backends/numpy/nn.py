@@ -7,19 +7,11 @@ transposed. Convolution lowers windows to columns (im2col) and multiplies with B
 """
 
 import functools
-import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 _F32 = np.float32
-#: Memory-bound kernels split the batch over this many threads (numpy releases the GIL in
-#: copies and ufunc loops; BLAS calls are left on the calling thread, BLAS has its own).
-THREADS = 1 if sys.platform == "emscripten" else min(os.cpu_count() or 1, 4)
-_executor = None
-
 #: Work on chunks of samples whose lowered columns take about this many bytes: bounds the
 #: temporary memory of big layers (measured on LeNet: larger chunks were no slower).
 CHUNK_BYTES = 16 << 20
@@ -30,26 +22,11 @@ def _chunk_rows(n, bytes_per_sample):
     return max(1, min(n, CHUNK_BYTES // max(bytes_per_sample, 1)))
 
 
-def _batch_parallel(fn, n, bytes_per_row=0, min_rows=8):
-    """Call fn(lo, hi) over parts of range(n): cache-sized chunks, spread over worker threads."""
-    global _executor
-    rows = _chunk_rows(n, bytes_per_row) if bytes_per_row else n
-    bounds = list(range(0, n, rows)) + [n]
-    chunks = list(zip(bounds[:-1], bounds[1:]))
-    parts = min(THREADS, n // min_rows, len(chunks))
-    if parts < 2:
-        for lo, hi in chunks:
-            fn(lo, hi)
-        return
-    if _executor is None:
-        _executor = ThreadPoolExecutor(THREADS, thread_name_prefix="sukiyaki-nn")
-
-    def run(k):
-        for lo, hi in chunks[k::parts]:
-            fn(lo, hi)
-
-    for f in [_executor.submit(run, k) for k in range(parts)]:
-        f.result()
+def _in_chunks(fn, n, bytes_per_row):
+    """Call fn(lo, hi) over chunks of range(n) of about CHUNK_BYTES each."""
+    rows = _chunk_rows(n, bytes_per_row)
+    for lo in range(0, n, rows):
+        fn(lo, min(n, lo + rows))
 
 
 def _cview(x):
@@ -316,7 +293,7 @@ def pool2d_forward(x, mode, ksize, stride, pad, cover_all):
     Y = np.empty((N, C, oa, ob), dtype=_F32)
     if mode == "max":
         code = np.empty((N, C, oa, ob), dtype=np.uint8 if ka * kb <= 256 else np.int32)
-        _batch_parallel(lambda lo, hi: _max_part(Xp[lo:hi], Y[lo:hi], code[lo:hi], ka, kb, sa, sb, oa, ob),
+        _in_chunks(lambda lo, hi: _max_part(Xp[lo:hi], Y[lo:hi], code[lo:hi], ka, kb, sa, sb, oa, ob),
                         N, Xp[0].nbytes)
         return Y.T, (code, Xp.shape, (N, C, A, B))
 
@@ -330,7 +307,7 @@ def pool2d_forward(x, mode, ksize, stride, pad, cover_all):
             y += v
         y /= div
 
-    _batch_parallel(avg_part, N, Xp[0].nbytes)
+    _in_chunks(avg_part, N, Xp[0].nbytes)
     return Y.T, (div, Xp.shape, (N, C, A, B))
 
 
@@ -389,7 +366,7 @@ def pool2d_backward(dy, cache, mode, ksize, stride, pad):
             else:
                 d[sl] += val
 
-    _batch_parallel(part, N, 4 * int(np.prod(pshape[1:])))
+    _in_chunks(part, N, 4 * int(np.prod(pshape[1:])))
     if pshape == (N, C, A, B):
         return dXp.T
     return np.ascontiguousarray(dXp[:, :, pa:pa + A, pb:pb + B]).T
