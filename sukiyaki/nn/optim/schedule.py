@@ -40,11 +40,12 @@ def make_schedule(spec):
     if spec in (None, "", "constant"):
         return None
     kind, *args = str(spec).split(":")
+    detail = ""
     try:
         if kind == "step":
             return step_schedule(int(args[0]), float(args[1]) if len(args) > 1 else 0.1)
         if kind == "cosine":
             return cosine_schedule(int(args[0]), float(args[1]) if len(args) > 1 else 0.0)
-    except (IndexError, ValueError):
-        pass
-    raise ValueError(f"learning-rate schedule {spec!r}: use constant, step:STEP[:GAMMA] or cosine:TOTAL[:MIN]")
+    except (IndexError, ValueError) as exc:
+        detail = f" ({exc})" if isinstance(exc, ValueError) and "schedule" in str(exc) else ""
+    raise ValueError(f"learning-rate schedule {spec!r}: use constant, step:STEP[:GAMMA] or cosine:TOTAL[:MIN]{detail}")
