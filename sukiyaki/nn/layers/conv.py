@@ -61,13 +61,15 @@ class Convolution2D(Layer):
             out["bias"] = np.zeros(self.out_size, np.float32)
         return out
 
-    def forward(self, inputs, ctx):
-        x = inputs[0]
+    def _image(self, x):
+        """(backend, native single (h, w, c, n) array, n) of the input x."""
         be = x._backend
         n = batch_size(x, self.in_specs[0])
         xd = native(x, full_shape(BlobSpec(_image_spec(self, self.in_specs[0])), n))
-        if xd.dtype != F32:
-            xd = be.astype(xd, F32)
+        return be, (xd if xd.dtype == F32 else be.astype(xd, F32)), n
+
+    def forward(self, inputs, ctx):
+        be, xd, _ = self._image(inputs[0])
         b = native(self.weights["bias"], (self.out_size,)) if "bias" in self.weights else None
         w = native(self.weights["weight"], self.param_shapes()["weight"])
         y, cache = be.nn.conv2d_forward(xd, w, b, self.stride, self.pad, self.group, keep=ctx.need_backward)
@@ -76,12 +78,7 @@ class Convolution2D(Layer):
         return [wrap(y, be)]
 
     def backward(self, inputs, outputs, deltas, ctx):
-        x = inputs[0]
-        be = x._backend
-        n = batch_size(x, self.in_specs[0])
-        xd = native(x, full_shape(BlobSpec(_image_spec(self, self.in_specs[0])), n))
-        if xd.dtype != F32:
-            xd = be.astype(xd, F32)
+        be, xd, n = self._image(inputs[0])
         dy = native(deltas[0], full_shape(self.out_specs[0], n))
         w = native(self.weights["weight"], self.param_shapes()["weight"])
         need_dx = self.needs_input_grad(0)
