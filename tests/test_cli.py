@@ -101,6 +101,36 @@ def test_shipped_name_shortcut():
     assert Path(resolve_netdef("lenet.json")).resolve() in (LENET, Path("lenet.json").resolve())
 
 
+DEEP = 100_000
+
+
+def deep_weights(kind):
+    if kind == "safetensors":
+        text = b'{"conv1/weight":' + b"[" * DEEP
+        text += b" " * (-len(text) % 8)
+        return len(text).to_bytes(8, "little") + text
+    return b'{"conv1/weight":' + b"[" * DEEP + b"\0" * 1024
+
+
+@pytest.mark.parametrize("what", ["definition", "safetensors", "bin"])
+def test_deeply_nested_json_is_one_error_line_and_exit_2(tmp_path, capsys, what):
+    if what == "definition":
+        path = tmp_path / "deep.json"
+        path.write_text("[" * DEEP)
+        argv, where = ["train", path], f"network definition '{path}'"
+    else:
+        path = tmp_path / f"deep.{what}"
+        path.write_bytes(deep_weights(what))
+        argv, where = ["test", "lenet", path], f"weights file '{path}'"
+    rc, out, err = run(argv, capsys)
+    assert rc == 2 and out == ""
+    assert "Traceback" not in err and "RecursionError" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"sukiyaki {argv[0]}: error: {where}: ")
+    assert "the JSON nests too deeply" in lines[0]
+
+
 def test_train_then_test(tmp_path, small_test, capsys):
     rc, out, err = run(["train", "lenet", "--iterations", 60, "--batch-size", 32, "--val-cycle", 30,
                         "--data", f"d_test={small_test}", "--out-dir", tmp_path, "--lr-schedule", "cosine:60"], capsys)
@@ -214,3 +244,4 @@ def test_default_ten_epoch_lenet_reaches_97_5_percent(tmp_path, capsys):
     assert "(2000 images)" in final
     assert float(final.split()[3].rstrip(",")) >= 0.975, out
     assert (tmp_path / "lenet_final.safetensors").exists()
+

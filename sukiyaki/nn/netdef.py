@@ -18,6 +18,29 @@ PHASES = ("train", "test")
 _KEYS = {"name", "type", "params", "inputs", "outputs", "phase"}
 
 
+def loads_json(text, where, **kwargs):
+    """``json.loads`` whose failures, too-deep nesting included, are ValueErrors naming ``where``.
+
+    Args:
+        text: the JSON text (str or bytes).
+        where: what the text is, for messages, e.g. ``"network definition 'a.json'"``.
+        **kwargs: passed to ``json.loads`` (``object_pairs_hook``, ``parse_constant``).
+    Returns:
+        The parsed value.
+    Example:
+        >>> loads_json("[" * 100000, "network definition 'deep.json'")
+        Traceback (most recent call last):
+        ValueError: network definition 'deep.json': the JSON nests too deeply to be read (deeper than Python's recursion limit)
+    """
+    try:
+        return json.loads(text, **kwargs)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError(f"{where}: the JSON nests too deeply to be read (deeper than Python's "
+                         f"recursion limit)") from None
+
+
 def read_netdef(source):
     """The layer list of a definition given as a path, a JSON string, or a list.
 
@@ -38,20 +61,14 @@ def read_netdef(source):
                     text = f.read()
             except OSError as exc:
                 raise ValueError(f"{where}: cannot read it ({exc.strerror or exc})") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        data = loads_json(text, where)
     return parse_netdef(data, where)
 
 
 def parse_netdef(data, where="network definition"):
     """Check and normalise a layer list (or its JSON text); returns a list of dicts."""
     if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        data = loads_json(data, where)
     if not isinstance(data, list):
         raise ValueError(f"{where}: must be a JSON list of layers, got {type(data).__name__}")
     if not data:

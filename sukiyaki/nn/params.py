@@ -151,6 +151,9 @@ def _strict_json(text, what):
         obj = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{what}: the JSON nests too deeply to be read (deeper than Python's "
+                         f"recursion limit)") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{what} must be a JSON object, got {type(obj).__name__}")
     return obj
@@ -226,12 +229,19 @@ def load_safetensors(source):
         source: a path, a binary file object, or bytes.
     Returns:
         ``(tensors, metadata)``: ``{name: numpy array}`` in offset order (BF16 as float32) and the
-        "__metadata__" dict (empty if absent). Raises ValueError naming the fault.
+        "__metadata__" dict (empty if absent). Raises ValueError naming the fault (and the file,
+        when given a path).
     Example:
         >>> blob = save_safetensors(None, {"a/b": np.arange(3)}, {"epoch": "3"})
         >>> load_safetensors(blob)
         ({'a/b': array([0, 1, 2])}, {'epoch': '3'})
     """
+    if isinstance(source, (str, os.PathLike)):
+        data = _read_all(source)
+        try:
+            return load_safetensors(data)
+        except ValueError as exc:
+            raise ValueError(f"safetensors file {os.fspath(source)!r}: {exc}") from None
     buf = memoryview(_read_all(source))
     if len(buf) < 8:
         raise ValueError(f"safetensors file truncated: expected at least 8 bytes, got {len(buf)}")
@@ -349,12 +359,19 @@ def load_sukiyaki2(source, shapes=None):
         shapes: optional ``{name: MATLAB shape}``; those parameters are reshaped in column-major
             order, the others are returned flat.
     Returns:
-        ``{name: float32 array}`` in file order. Raises ValueError naming the fault.
+        ``{name: float32 array}`` in file order. Raises ValueError naming the fault (and the
+        file, when given a path).
     Example:
         >>> blob = save_sukiyaki2(None, {"fc/weight": np.eye(2, 3, dtype=np.float32)})
         >>> load_sukiyaki2(blob, {"fc/weight": (2, 3)})["fc/weight"][0]
         array([1., 0., 0.], dtype=float32)
     """
+    if isinstance(source, (str, os.PathLike)):
+        data = _read_all(source)
+        try:
+            return load_sukiyaki2(data, shapes)
+        except ValueError as exc:
+            raise ValueError(f"Sukiyaki2 file {os.fspath(source)!r}: {exc}") from None
     buf = _read_all(source)
     nul = buf.find(b"\0")
     if nul < 0:

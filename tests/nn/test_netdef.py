@@ -398,3 +398,20 @@ def test_wrong_parameter_values_are_rejected(case):
     definition, pattern, _ = SILENTLY_ACCEPTED[case]
     with pytest.raises(ValueError, match=pattern):
         Net(definition, input_specs=X)
+
+
+# ---------------------------------------------------------------- deep nesting, shipped names
+
+
+def test_deeply_nested_definition_is_a_value_error_naming_the_file(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    for source in (deep, str(deep)):
+        with pytest.raises(ValueError, match=r"network definition '.*deep\.json': the JSON nests too deeply"):
+            Net(source)
+    with pytest.raises(ValueError, match=r"^network definition: the JSON nests too deeply"):
+        Net("[" * 100_000)
+    from sukiyaki.nn.netdef import parse_netdef
+
+    with pytest.raises(ValueError, match=r"^network definition: the JSON nests too deeply"):
+        parse_netdef('[{"name": "a", "params": ' + "[" * 100_000)

@@ -460,3 +460,15 @@ def test_integer_or_bool_tensors_are_not_float_parameters(dtype):
     tensors = {"fc/weight": np.ones((2, 3), dtype)}
     with pytest.raises(ValueError, match=r"parameter 'fc/weight' has dtype .* expects float32"):
         P.check_against(tensors, {"fc/weight": ((2, 3), np.float32)}, "w.safetensors")
+
+
+# ---------------------------------------------------------------- deep nesting
+
+
+def test_deeply_nested_headers_are_value_errors():
+    text = b'{"a/b":' + b"[" * 100_000
+    text += b" " * (-len(text) % 8)
+    with pytest.raises(ValueError, match=r"^safetensors header: the JSON nests too deeply"):
+        P.load_safetensors(len(text).to_bytes(8, "little") + text)
+    with pytest.raises(ValueError, match=r"^Sukiyaki2 header: the JSON nests too deeply"):
+        P.load_sukiyaki2(b"[" * 100_000 + b"\0")
