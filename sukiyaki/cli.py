@@ -14,6 +14,8 @@ import math
 import os
 import sys
 
+from sukiyaki.nn.netdef import resolve_netdef, shipped_nets  # noqa: F401  (shipped_nets: re-exported)
+
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr (exit status 2)."""
@@ -67,29 +69,6 @@ def _cmd_info(args):
 
 
 # ------------------------------------------------------------------ shared helpers
-
-
-def shipped_nets():
-    """Names of the network definitions shipped in sukiyaki/nets/."""
-    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nets")
-    try:
-        return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json"))
-    except OSError:
-        return []
-
-
-def resolve_netdef(name):
-    """Path of a definition: an existing file, or the name of a shipped one ('lenet')."""
-    if os.path.isfile(name):
-        return name
-    base = name[:-5] if name.endswith(".json") else name
-    if os.sep not in name and "/" not in name and base in shipped_nets():
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "nets", base + ".json")
-    if os.path.isdir(name):
-        raise UsageError(f"network definition {name!r} is a folder, not a JSON file")
-    shipped = ", ".join(shipped_nets()) or "none"
-    raise UsageError(f"network definition {name!r} not found (no such file, and no shipped "
-                     f"definition of that name; shipped: {shipped})")
 
 
 def _load_npz_source(layer, path):

@@ -101,6 +101,16 @@ def test_shipped_name_shortcut():
     assert Path(resolve_netdef("lenet.json")).resolve() in (LENET, Path("lenet.json").resolve())
 
 
+def test_name_resolution_is_the_netdef_modules(tmp_path, monkeypatch):
+    import sukiyaki.cli
+    import sukiyaki.nn.netdef
+
+    assert sukiyaki.cli.resolve_netdef is sukiyaki.nn.netdef.resolve_netdef
+    assert sukiyaki.cli.shipped_nets is sukiyaki.nn.netdef.shipped_nets
+    monkeypatch.chdir(tmp_path)
+    assert Path(resolve_netdef("lenet")) == LENET
+
+
 DEEP = 100_000
 
 

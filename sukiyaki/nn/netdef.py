@@ -2,13 +2,16 @@
 
 A definition is a JSON list of layers ``{name, type, params, inputs, outputs, phase}``;
 ``params`` defaults to {}, ``phase`` (a string or list of 'train'/'test') to both
-phases. This module checks the structure of each entry; the graph and shapes are
+phases. This module finds a definition (a file, or the name of one shipped in
+``sukiyaki/nets/``) and checks the structure of each entry; the graph and shapes are
 checked when a :class:`sukiyaki.nn.net.Net` is built.
 
 Example:
     >>> defs = parse_netdef('[{"name": "r", "type": "relu", "inputs": ["x"], "outputs": ["y"]}]')
     >>> defs[0]["phase"]
     ['train', 'test']
+    >>> len(read_netdef("lenet"))  # a shipped definition, by name, from any folder
+    13
 """
 
 import json
@@ -16,6 +19,7 @@ import os
 
 PHASES = ("train", "test")
 _KEYS = {"name", "type", "params", "inputs", "outputs", "phase"}
+NETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "nets")
 
 
 def loads_json(text, where, **kwargs):
@@ -41,11 +45,72 @@ def loads_json(text, where, **kwargs):
                          f"recursion limit)") from None
 
 
-def read_netdef(source):
-    """The layer list of a definition given as a path, a JSON string, or a list.
+def shipped_nets():
+    """Names of the network definitions shipped with the package (``sukiyaki/nets/*.json``).
 
+    Returns:
+        Sorted names without the extension; [] if the folder is missing.
+    Example:
+        >>> "lenet" in shipped_nets()
+        True
+    """
+    try:
+        return sorted(f[:-5] for f in os.listdir(NETS_DIR) if f.endswith(".json"))
+    except OSError:
+        return []
+
+
+def resolve_netdef(name):
+    """Path of a definition: an existing file, else the name of a shipped one ('lenet', 'lenet.json').
+
+    The shipped definitions are found next to the installed package, whatever the current
+    folder is.
+
+    Args:
+        name: a path (str or path-like) or the bare name of a shipped definition.
+    Returns:
+        The path of the file to read (str).
     Raises:
-        ValueError: the file is not JSON or not a list of layer objects (names the file).
+        ValueError: no such file and no shipped definition of that name (lists the shipped
+            names), or the path is a folder.
+    Example:
+        >>> os.path.basename(resolve_netdef("lenet"))
+        'lenet.json'
+    """
+    name = os.fspath(name)
+    if os.path.isfile(name):
+        return name
+    base = name[:-5] if name.endswith(".json") else name
+    bare = os.sep not in name and "/" not in name and (os.altsep is None or os.altsep not in name)
+    if bare and base in shipped_nets():
+        return os.path.join(NETS_DIR, base + ".json")
+    if os.path.isdir(name):
+        raise ValueError(f"network definition {name!r} is a folder, not a JSON file")
+    shipped = ", ".join(shipped_nets()) or "none"
+    if bare:
+        raise ValueError(f"network definition {name!r} not found (no such file, and no shipped "
+                         f"definition of that name; shipped: {shipped})")
+    raise ValueError(f"network definition {name!r} not found (no such file; shipped definitions, "
+                     f"given by name alone: {shipped})")
+
+
+def read_netdef(source):
+    """The layer list of a definition given as a path, a shipped name, JSON text, or a list.
+
+    A string that does not start with ``[`` or ``{`` is a path or a shipped name (see
+    :func:`resolve_netdef`: an existing file wins, then a shipped definition such as
+    ``"lenet"``).
+
+    Args:
+        source: a path, a shipped definition's name, JSON text, or a list of layer dicts.
+    Returns:
+        The checked layer list (see :func:`parse_netdef`).
+    Raises:
+        ValueError: not found, not JSON (or nested too deeply), or not a list of layer objects
+            (names the file).
+    Example:
+        >>> [d["name"] for d in read_netdef("lenet")][:3]
+        ['d_train', 'd_test', 'aug_train']
     """
     where = "network definition"
     if isinstance(source, (list, tuple)):
@@ -56,11 +121,13 @@ def read_netdef(source):
         text = source
         if isinstance(source, os.PathLike) or not source.lstrip().startswith(("[", "{")):
             where = f"network definition {os.fspath(source)!r}"
+            path = resolve_netdef(source)
             try:
-                with open(source, encoding="utf-8") as f:
+                with open(path, encoding="utf-8") as f:
                     text = f.read()
-            except OSError as exc:
-                raise ValueError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ValueError(f"{where}: cannot read it ({reason})") from None
         data = loads_json(text, where)
     return parse_netdef(data, where)
 

@@ -5,7 +5,9 @@ name the layer, blob or file at fault and say what is wrong.
 
 import json
 import math
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -327,7 +329,8 @@ def test_bad_file_errors_name_the_file(tmp_path):
     obj.write_text('{"name": "a", "type": "relu"}')
     with pytest.raises(ValueError, match=r"object\.json.*must be a JSON list of layers, got dict"):
         Net(obj)
-    with pytest.raises(ValueError, match=r"missing\.json.*cannot read it"):
+    with pytest.raises(ValueError, match=r"missing\.json' not found \(no such file; shipped definitions, "
+                                         r"given by name alone: .*lenet"):
         Net(tmp_path / "missing.json")
     layered = tmp_path / "layered.json"
     layered.write_text(json.dumps([L("a", "relu", ["x"], ["y"], phase="both")]))
@@ -415,3 +418,27 @@ def test_deeply_nested_definition_is_a_value_error_naming_the_file(tmp_path):
 
     with pytest.raises(ValueError, match=r"^network definition: the JSON nests too deeply"):
         parse_netdef('[{"name": "a", "params": ' + "[" * 100_000)
+
+
+def test_shipped_definitions_by_name_from_another_folder(tmp_path, monkeypatch, no_init):
+    from sukiyaki.nn.netdef import read_netdef, resolve_netdef, shipped_nets
+
+    shipped = Path(__file__).resolve().parents[2] / "sukiyaki" / "nets" / "lenet.json"
+    expected = read_netdef(shipped)
+    monkeypatch.chdir(tmp_path)
+    assert {"lenet", "vgg16", "resnet50"} <= set(shipped_nets())
+    assert read_netdef("lenet") == expected and read_netdef("lenet.json") == expected
+    assert os.path.samefile(resolve_netdef("lenet"), shipped)
+    assert Net("lenet").defs == expected
+    # an existing file wins over a shipped name
+    (tmp_path / "lenet.json").write_text(json.dumps([L("a", "relu", ["x"], ["y"])]))
+    assert [d["name"] for d in read_netdef("lenet.json")] == ["a"]
+    assert read_netdef("lenet") == expected
+    with pytest.raises(ValueError, match=r"network definition 'lenut' not found \(no such file, and no shipped "
+                                         r"definition of that name; shipped: cifar10, lenet, resnet101"):
+        read_netdef("lenut")
+    with pytest.raises(ValueError, match=r"network definition 'sub/lenet' not found"):
+        read_netdef("sub/lenet")
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(ValueError, match=r"'folder\.json' is a folder, not a JSON file"):
+        read_netdef("folder.json")
