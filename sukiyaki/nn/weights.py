@@ -2,12 +2,17 @@
 
 The format is chosen by the file name when saving (``.bin``: the original Sukiyaki2 format;
 anything else, ``.safetensors`` by convention: safetensors) and detected from the content when
-loading. Tensors are named ``"<layer>/<param>"`` and have the shapes of
-:meth:`sukiyaki.nn.Net.param_shapes` (a bias is ``(out_size,)``; a MATLAB-shaped ``(out_size, 1)``
-loads too). Safetensors files hold the states as well (e.g. batch normalization's running
+loading. Tensors are named ``"<layer>/<param>"``. In a safetensors file each tensor must have
+exactly the shape :meth:`sukiyaki.nn.Net.param_shapes` gives (a convolution weight is
+``(kh, kw, in_size, out_size)``, a bias ``(out_size,)``): a tensor of the right size but another
+shape (flat, or with its axes in another order) is an error naming the file, the tensor, the
+shape found and the shape expected. A Sukiyaki2 (``.bin``) file stores flat arrays, as the
+original did; each is reshaped to the network's shape in column-major order (its size must
+match). Safetensors files hold the states as well (e.g. batch normalization's running
 statistics) and metadata: ``format`` ("sukiyaki-weights"), ``netdef_sha256`` (see
 :func:`netdef_hash`), ``names`` and ``states`` (JSON lists of the parameter and state names in
-network order). Sukiyaki2 files hold the trainable parameters only, as the original did.
+network order). Sukiyaki2 files written by the original hold the trainable parameters only;
+ours add the states as extra entries.
 
 Loading checks the whole file against the network first; nothing in the network changes unless
 every tensor is valid. A training checkpoint (see :mod:`sukiyaki.nn.train`) loads as weights too:
@@ -158,18 +163,15 @@ def sniff_format(data, path=None):
     return None
 
 
-def _fit_shapes(tensors, shapes):
-    """Reshape tensors whose shape differs from the expected one only by unit axes or layout.
+def _unflatten(tensors, shapes):
+    """Reshape the flat arrays of a Sukiyaki2 file to the network's shapes (column-major).
 
-    A MATLAB-shaped bias (n, 1) becomes (n,); a flat Sukiyaki2 array becomes its shape in
-    column-major order. Tensors of another size are left alone for check_against to report.
+    Arrays of another size are left flat for :func:`check_against` to report.
     """
     out = dict(tensors)
     for name, shape in shapes.items():
         a = out.get(name)
-        if a is None or tuple(a.shape) == tuple(shape):
-            continue
-        if [d for d in a.shape if d != 1] == [d for d in shape if d != 1] or (a.ndim == 1 and a.size == int(np.prod(shape))):
+        if a is not None and a.ndim == 1 and a.size == int(np.prod(shape)):
             out[name] = a.reshape(shape, order="F")
     return out
 
@@ -206,11 +208,10 @@ def read_weights(net, path, data=None, what="weights file"):
             tensors = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}
             expected_names = params + states
         else:
-            tensors, metadata = load_sukiyaki2(data), {}
+            tensors, metadata = _unflatten(load_sukiyaki2(data), shapes), {}
             expected_names = params + [s for s in states if s in tensors]  # the original had none
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
-    tensors = _fit_shapes(tensors, shapes)
     expected = {n: (shapes[n], np.float32) for n in expected_names}
     try:
         check_against(tensors, expected, os.fspath(path))
