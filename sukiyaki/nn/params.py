@@ -46,7 +46,6 @@ Example:
 import json
 import math
 import os
-import secrets
 
 import numpy as np
 
@@ -460,10 +459,113 @@ def check_against(tensors, expected, source_name):
                              f"such parameter)")
 
 
-def atomic_write(path, write_fn):
-    """Write a file through a temporary file in the same folder, fsync, then os.replace.
+TEMP_SUFFIX = ".sukiyaki-tmp"
 
-    A failure inside ``write_fn`` leaves any existing file untouched and no temporary behind.
+
+def temp_path(path):
+    """The one temporary file that :func:`atomic_write` uses for ``path``: ``.<name>.sukiyaki-tmp``.
+
+    The name is fixed per destination, so a temporary left by a killed process is replaced by
+    the next write and found by :func:`remove_stale_temp`.
+
+    Args:
+        path: the destination path.
+    Returns:
+        The temporary's absolute path, in the destination's folder.
+    Example:
+        >>> temp_path("/runs/ck.safetensors")
+        '/runs/.ck.safetensors.sukiyaki-tmp'
+    """
+    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
+    return os.path.join(folder, f".{base}{TEMP_SUFFIX}")
+
+
+def remove_stale_temp(path):
+    """Delete the temporary that an interrupted :func:`atomic_write` of ``path`` left behind.
+
+    Args:
+        path: the destination path (not the temporary's).
+    Returns:
+        True if a temporary was there and is now removed, False if there was none.
+    Example:
+        >>> remove_stale_temp("runs/ck.safetensors")  # doctest: +SKIP
+        False
+    """
+    try:
+        os.unlink(temp_path(path))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _open_temp(tmp):
+    """Create ``tmp`` afresh (a stale one is deleted first) and return its descriptor."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        return os.open(tmp, flags, 0o666)
+    except FileExistsError:
+        os.unlink(tmp)  # left by a killed writer (never followed if it is a link)
+        return os.open(tmp, flags, 0o666)
+
+
+def check_writable(path, what):
+    """Check that ``path`` can be written, by creating and removing its temporary file.
+
+    Missing parent folders are created for the probe and removed again: nothing is left
+    behind and the file itself is not created.
+
+    Args:
+        path: the file that will be written later (e.g. a checkpoint).
+        what: how messages call it, e.g. ``"--checkpoint"``.
+    Returns:
+        None.
+    Raises:
+        ValueError: naming ``what`` and the path, when the parent folder cannot be created, is
+            not a folder or is not writable, or the path is a folder.
+    Example:
+        >>> check_writable("/etc/passwd/ck.safetensors", "--checkpoint")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ValueError: --checkpoint '/etc/passwd/ck.safetensors': '/etc/passwd' is not a folder
+    """
+    where = f"{what} {os.fspath(path)!r}"
+    full = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(full)
+    if os.path.isdir(full):
+        raise ValueError(f"{where}: is a folder, not a file")
+    created, probe = [], folder
+    while not os.path.lexists(probe):  # the folders a write would create, innermost first
+        created.append(probe)
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise ValueError(f"{where}: {probe!r} is not a folder")
+    try:
+        for d in reversed(created):
+            try:
+                os.mkdir(d)
+            except OSError as exc:
+                raise ValueError(f"{where}: cannot create its folder {d!r} "
+                                 f"({exc.strerror or exc})") from None
+        tmp = temp_path(full)
+        try:
+            os.close(_open_temp(tmp))
+            os.unlink(tmp)
+        except OSError as exc:
+            raise ValueError(f"{where}: cannot write in folder {folder!r} "
+                             f"({exc.strerror or exc})") from None
+    finally:
+        for d in created:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+def atomic_write(path, write_fn):
+    """Write a file through its temporary (:func:`temp_path`), fsync, then os.replace.
+
+    A failure inside ``write_fn`` leaves any existing file untouched and no temporary behind;
+    a process killed mid-write leaves the temporary, which the next write of ``path`` replaces
+    (or :func:`remove_stale_temp` deletes).
 
     Args:
         path: the destination path.
@@ -474,9 +576,9 @@ def atomic_write(path, write_fn):
         >>> atomic_write(path, lambda f: f.write(save_safetensors(None, tensors)))  # doctest: +SKIP
     """
     path = os.fspath(path)
-    folder, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = temp_path(path)
+    fd = _open_temp(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             write_fn(f)

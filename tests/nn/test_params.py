@@ -472,3 +472,98 @@ def test_deeply_nested_headers_are_value_errors():
         P.load_safetensors(len(text).to_bytes(8, "little") + text)
     with pytest.raises(ValueError, match=r"^Sukiyaki2 header: the JSON nests too deeply"):
         P.load_sukiyaki2(b"[" * 100_000 + b"\0")
+
+
+# ---------------------------------------------------------------- temporaries, writability
+
+
+def test_atomic_write_temporary_is_fixed_per_destination(tmp_path):
+    path = tmp_path / "ck.safetensors"
+    tmp = P.temp_path(path)
+    assert tmp == str(tmp_path / ".ck.safetensors.sukiyaki-tmp")
+    assert P.temp_path(str(path)) == tmp
+    seen = []
+    P.atomic_write(path, lambda f: seen.append(os.listdir(tmp_path)) or f.write(b"x"))
+    assert seen == [[".ck.safetensors.sukiyaki-tmp"]]
+    assert os.listdir(tmp_path) == ["ck.safetensors"]
+
+
+def test_write_after_a_killed_write_replaces_its_temporary(tmp_path):
+    path = tmp_path / "ck.safetensors"
+    P.atomic_write(path, lambda f: f.write(b"old"))
+    with open(P.temp_path(path), "wb") as f:  # a writer killed mid-write leaves this
+        f.write(b"\xff" * 100_000)
+    assert sorted(os.listdir(tmp_path)) == [".ck.safetensors.sukiyaki-tmp", "ck.safetensors"]
+    assert path.read_bytes() == b"old"
+    P.atomic_write(path, lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"new"
+    assert os.listdir(tmp_path) == ["ck.safetensors"]
+
+
+def test_remove_stale_temp(tmp_path):
+    path = tmp_path / "ck.safetensors"
+    assert P.remove_stale_temp(path) is False
+    P.atomic_write(path, lambda f: f.write(b"good"))
+    with open(P.temp_path(path), "wb") as f:
+        f.write(b"partial")
+    assert P.remove_stale_temp(str(path)) is True
+    assert os.listdir(tmp_path) == ["ck.safetensors"] and path.read_bytes() == b"good"
+    assert P.remove_stale_temp(path) is False
+
+
+def test_check_writable_leaves_nothing_behind(tmp_path):
+    P.check_writable(tmp_path / "ck.safetensors", "--checkpoint")
+    assert os.listdir(tmp_path) == []
+    P.check_writable(tmp_path / "runs" / "a" / "ck.safetensors", "--checkpoint")  # folders a write would create
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "ck.safetensors").write_bytes(b"keep")
+    with open(P.temp_path(tmp_path / "ck.safetensors"), "wb") as f:  # stale
+        f.write(b"stale")
+    P.check_writable(tmp_path / "ck.safetensors", "--checkpoint")
+    assert os.listdir(tmp_path) == ["ck.safetensors"] and (tmp_path / "ck.safetensors").read_bytes() == b"keep"
+
+
+def test_check_writable_errors_name_the_option_and_path(tmp_path, monkeypatch):
+    (tmp_path / "file").write_bytes(b"")
+    for target in (tmp_path / "file" / "ck.safetensors", tmp_path / "file" / "sub" / "ck.safetensors"):
+        with pytest.raises(ValueError, match=rf"^--checkpoint '{target}': '{tmp_path / 'file'}' is not a folder$"):
+            P.check_writable(target, "--checkpoint")
+    with pytest.raises(ValueError, match=rf"^--save-template '{tmp_path}': is a folder, not a file$"):
+        P.check_writable(tmp_path, "--save-template")
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refuse(path, *args, **kw):
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kw)
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(ValueError, match=rf"^--checkpoint '{tmp_path / 'ro' / 'ck'}': cannot write in folder "
+                                         rf"'{tmp_path / 'ro'}' \(Permission denied\)$"):
+        P.check_writable(tmp_path / "ro" / "ck", "--checkpoint")
+    monkeypatch.setattr(os, "open", real_open)
+
+    def no_mkdir(path, *args, **kw):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "mkdir", no_mkdir)
+    with pytest.raises(ValueError, match=rf"^--checkpoint '{tmp_path / 'new' / 'ck'}': cannot create its folder "
+                                         rf"'{tmp_path / 'new'}' \(Permission denied\)$"):
+        P.check_writable(tmp_path / "new" / "ck", "--checkpoint")
+    monkeypatch.setattr(os, "mkdir", real_mkdir)
+    assert sorted(os.listdir(tmp_path)) == ["file", "ro"] and os.listdir(tmp_path / "ro") == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
+def test_check_writable_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match=r"--checkpoint '.*ck': cannot write in folder .*Permission denied"):
+            P.check_writable(ro / "ck", "--checkpoint")
+        with pytest.raises(ValueError, match=r"cannot create its folder .*Permission denied"):
+            P.check_writable(ro / "sub" / "ck", "--checkpoint")
+    finally:
+        ro.chmod(0o755)
