@@ -255,3 +255,22 @@ def test_default_ten_epoch_lenet_reaches_97_5_percent(tmp_path, capsys):
     assert float(final.split()[3].rstrip(",")) >= 0.975, out
     assert (tmp_path / "lenet_final.safetensors").exists()
 
+
+def test_ci_runs_the_readme_test_command_which_brings_torch():
+    """A new user's test run and CI's are the same: .ci/run installs nothing but the README's
+    test command, whose test extra holds PyTorch (capped at the local CPU wheel, 2.13.0)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    readme = (ROOT / "README.md").read_text().splitlines()
+    command = next(ln for ln in readme[:8] if "[test]" in ln).split("#")[0].strip()
+    assert command == "pip install -e '.[test]' && python -m pytest -q"
+    ci = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+          if ln.strip() and not ln.strip().startswith("#")]
+    installs = [ln.replace("pip install -q ", "pip install ") for ln in ci if "pip install" in ln]
+    assert installs == [command]
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    torch = [Requirement(r) for r in extra if Requirement(r).name == "torch"]
+    assert len(torch) == 1
+    assert torch[0].specifier.contains("2.13.0+cpu") and not torch[0].specifier.contains("2.14.0")
