@@ -1,8 +1,13 @@
 """Backend registry: a backend is a folder ``sukiyaki/backends/<name>/`` found by name.
 
 Each backend module exposes ``create()`` returning an object that implements the
-primitives listed in :mod:`sukiyaki.backends.base`. Registering a new backend means
-adding its folder and one line to ``BACKEND_MODULES``.
+primitives listed in :mod:`sukiyaki.backends.base`; it is checked against that list
+when first created, and refused with the list of what it lacks. Registering a new
+backend means adding its folder and one line to ``BACKEND_MODULES`` (or calling
+:func:`register_backend` for one that lives elsewhere).
+
+``strict`` is a test backend: opaque handles around numpy arrays that count host
+transfers and check the contract (see ``sukiyaki/backends/strict``).
 
 Example:
     >>> get_backend('numpy').name
@@ -11,12 +16,17 @@ Example:
 
 import importlib
 
+from sukiyaki.backends.base import missing_primitives
+
 BACKEND_MODULES = {
     "numpy": "sukiyaki.backends.numpy",
+    "strict": "sukiyaki.backends.strict",
     "cuda": "sukiyaki.backends.cuda",
     "webgpu": "sukiyaki.backends.webgpu",
 }
 GPU_EXTRAS = {"cuda": "sukiyaki[cuda]", "webgpu": "sukiyaki[webgpu]"}
+#: Backends a user picks for real work (strict is for tests).
+USER_BACKENDS = ("numpy", "cuda", "webgpu")
 _instances = {}
 
 
@@ -24,8 +34,16 @@ class BackendUnavailable(RuntimeError):
     """A backend exists but cannot run here (missing package or device)."""
 
 
+def register_backend(name, module):
+    """Make the backend of ``module`` (its import path; it has ``create()``) available as ``name``."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"backend name must be an identifier, got {name!r}")
+    BACKEND_MODULES[name] = module
+    _instances.pop(name, None)
+
+
 def get_backend(name="numpy"):
-    """Return the (memoized) backend instance called ``name``."""
+    """Return the (memoized) backend instance called ``name``, checked against the primitive list."""
     be = _instances.get(name)
     if be is not None:
         return be
@@ -44,14 +62,19 @@ def get_backend(name="numpy"):
             f"backend {name!r} is not available ({exc}); install it with: pip install '{extra}'"
         ) from None
     be = module.create()
+    missing = missing_primitives(be)
+    if missing:
+        raise TypeError(f"backend {name!r} cannot be registered: it lacks {', '.join(missing)}")
     _instances[name] = be
     return be
 
 
-def available_backends():
-    """Names of the backends that can run on this machine."""
+def available_backends(include_test=True):
+    """Names of the backends that can run on this machine (with ``strict`` unless include_test is False)."""
     names = []
     for name in BACKEND_MODULES:
+        if not include_test and name not in USER_BACKENDS:
+            continue
         try:
             get_backend(name)
         except (BackendUnavailable, RuntimeError):

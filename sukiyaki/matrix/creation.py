@@ -15,7 +15,7 @@ import numpy as np
 
 from sukiyaki.backends import get_backend
 from sukiyaki.matrix import klass as K
-from sukiyaki.matrix.matrix import Matrix, size_str
+from sukiyaki.matrix.matrix import Matrix, size_str, to_backend
 
 
 def _backend_of(like, device):
@@ -79,11 +79,9 @@ def array(x, klass=None, like=None, device=None):
     if isinstance(x, Matrix):
         out = x if klass is None or klass == x.klass else cast(x, klass)
         if like is not None or device is not None:
-            from sukiyaki.matrix import device as dev
-
             be = _backend_of(like, device)
             if be is not out._backend:
-                out = dev.to_backend(out, be)
+                out = to_backend(out, be)
         return out
     if isinstance(x, (list, tuple, int, float)):  # a Python number is a literal too: single
         try:

@@ -17,13 +17,7 @@ Example:
 import contextlib
 
 from sukiyaki.backends import BackendUnavailable, get_backend
-from sukiyaki.matrix.matrix import SCOPES, Matrix, as_matrix
-
-
-def to_backend(A, backend):
-    """A copied onto another backend object."""
-    data = backend.from_numpy(A._backend.to_numpy(A._data))
-    return Matrix(data, A.klass, backend)
+from sukiyaki.matrix.matrix import SCOPES, Matrix, as_matrix, to_backend
 
 
 def default_gpu():

@@ -12,7 +12,8 @@ Example:
 import numpy as np
 
 from sukiyaki.matrix import klass as K
-from sukiyaki.matrix.matrix import Matrix, arith, as_matrix, compare, logical_op, size_str
+from sukiyaki.matrix.creation import cast
+from sukiyaki.matrix.matrix import Matrix, arith, as_matrix, compare, logical_op, same_device, size_str
 
 
 def plus(A, B):
@@ -92,9 +93,7 @@ def mtimes(A, B):
             f"mtimes: inner dimensions must agree, got {size_str(A.shape)} and {size_str(B.shape)}"
         )
     if A._backend is not B._backend:
-        from sukiyaki.matrix.matrix import _same_device
-
-        A, B = _same_device(A, B)
+        A, B = same_device(A, B)
     be = A._backend
     k = K.arith_klass((A.klass, B.klass))
     if k == "single":
@@ -259,6 +258,4 @@ def cast_single(A):
     """A as single (no copy if already single)."""
     if A.klass == "single":
         return A
-    from sukiyaki.matrix.creation import cast
-
     return cast(A, "single")

@@ -19,8 +19,8 @@ import numbers
 import numpy as np
 
 from sukiyaki.matrix import klass as K
-from sukiyaki.matrix.creation import colon_count
-from sukiyaki.matrix.matrix import Matrix, normalize_shape, size_str
+from sukiyaki.matrix.creation import array, colon_count
+from sukiyaki.matrix.matrix import Matrix, as_matrix, normalize_shape, size_str, to_backend
 
 _I64 = np.dtype(np.int64)
 
@@ -247,13 +247,18 @@ def get(A, subs):
         key, count, ishape = resolve_sub(subs[0], n, "linear index")
         if isinstance(key, slice):
             key = np.arange(n, dtype=_I64)[key]
-        out = be.take_linear(A._data, be.from_numpy(key) if be.is_gpu else key)
+        out = be.take_linear(A._data, be.from_numpy(key))
         shape = _linear_result_shape(A.shape, ishape, count)
         return Matrix(be.reshape(out, shape), A.klass, be)
     ext, keys, counts = _resolve_nd(A, subs)
     x = A._data if ext == A.shape else be.reshape(A._data, ext)
-    out = be.gather(x, keys)
+    out = be.gather(x, _native_keys(be, keys))
     return Matrix(be.reshape(out, normalize_shape(counts)), A.klass, be)
+
+
+def _native_keys(be, keys):
+    """Subscript keys for gather/scatter: slices as they are, index arrays uploaded."""
+    return [k if isinstance(k, slice) else be.from_numpy(k) for k in keys]
 
 
 def _value_data(A, value, count_shape, what):
@@ -262,8 +267,6 @@ def _value_data(A, value, count_shape, what):
     dtype = K.dtype_of(A.klass)
     if isinstance(value, Matrix):
         if value._backend is not be:
-            from sukiyaki.matrix.device import to_backend
-
             value = to_backend(value, be)
         v = value._data
         vshape = value.shape
@@ -271,10 +274,7 @@ def _value_data(A, value, count_shape, what):
         v = be.full((1, 1), float(value), np.dtype(np.float64))
         vshape = (1, 1)
     else:
-        from sukiyaki.matrix.creation import array
-
-        value = array(value)
-        return _value_data(A, value, count_shape, what)
+        return _value_data(A, array(value), count_shape, what)
     vnum = int(np.prod(vshape))
     cnum = int(np.prod(count_shape))
     if vnum != 1:
@@ -306,7 +306,7 @@ def set(A, subs, value):  # noqa: A001 (MATLAB-style name)
         if count == 0:
             return
         vflat = be.reshape(v, (vnum,)) if vnum != 1 else be.reshape(v, (1,))
-        be.put_linear(A._data, be.from_numpy(key) if be.is_gpu else key, vflat)
+        be.put_linear(A._data, be.from_numpy(key), vflat)
         return
     ext, keys, counts = _resolve_nd(A, subs)
     v, vnum = _value_data(A, value, tuple(counts), "nd")
@@ -318,10 +318,10 @@ def set(A, subs, value):  # noqa: A001 (MATLAB-style name)
         grids = [np.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, ext)]
         lin = np.ravel_multi_index(np.ix_(*grids), ext, order="F").reshape(-1, order="F")
         vflat = be.reshape(v, (vnum,)) if vnum != 1 else be.reshape(v, (1,))
-        be.put_linear(A._data, be.from_numpy(lin) if be.is_gpu else lin, vflat)
+        be.put_linear(A._data, be.from_numpy(lin), vflat)
         return
     vals = be.reshape(v, (1,) * len(counts)) if vnum == 1 else be.reshape(v, tuple(counts))
-    be.scatter(A._data, keys, vals)
+    be.scatter(A._data, _native_keys(be, keys), vals)
 
 
 def find(A, n=None, nargout=1):
@@ -330,28 +330,30 @@ def find(A, n=None, nargout=1):
     A row vector gives a row, anything else a column. ``n`` keeps the first n.
     With nargout=2 or 3 returns (rows, cols[, values]) instead.
     """
-    from sukiyaki.matrix.matrix import as_matrix
-
     A = as_matrix(A)
     be = A._backend
     idx = be.nonzero_linear(A._data)
-    if n is not None:
-        idx = idx[: int(n)]
     count = int(idx.shape[0])
+    if n is not None and int(n) < count:
+        count = max(int(n), 0)
+        idx = be.gather(idx, [slice(0, count)])
     shape = (1, count) if len(A.shape) == 2 and A.shape[0] == 1 and A.shape[1] != 1 else (count, 1)
     if A.shape == (0, 0):
         shape = (0, 0)
     i32 = K.dtype_of("int32")
-    lin = Matrix(be.reshape(be.astype(be.binary["add"](idx, 1), i32), shape), "int32", be)
+
+    def one_based(native):
+        return Matrix(be.reshape(be.astype(be.binary["add"](native, 1), i32), shape), "int32", be)
+
     if nargout == 1:
-        return lin
-    rows_n = A.shape[0]
-    r = Matrix(be.reshape(be.astype(be.binary["add"](idx % rows_n if rows_n else idx, 1), i32), shape), "int32", be)
-    c = Matrix(be.reshape(be.astype(be.binary["add"](idx // rows_n if rows_n else idx, 1), i32), shape), "int32", be)
+        return one_based(idx)
+    rows_n = max(A.shape[0], 1)
+    r = be.binary["rem"](idx, rows_n)
+    c = be.binary["div"](be.binary["sub"](idx, r), rows_n)  # exact: idx < 2**53
     if nargout == 2:
-        return r, c
+        return one_based(r), one_based(c)
     vals = Matrix(be.reshape(be.take_linear(A._data, idx), shape), A.klass, be)
-    return r, c, vals
+    return one_based(r), one_based(c), vals
 
 
 def _size_list(sz):
@@ -362,8 +364,6 @@ def _size_list(sz):
 
 def sub2ind(sz, *subs):
     """Linear 1-based indices (int32) from subscripts into a matrix of size sz."""
-    from sukiyaki.matrix.creation import array
-
     dims = _size_list(sz)
     if not subs:
         raise ValueError("sub2ind: give at least one subscript")
@@ -389,8 +389,6 @@ def ind2sub(sz, ind, nargout=None):
 
     With nargout smaller than the number of dimensions, the last output spans the rest.
     """
-    from sukiyaki.matrix.creation import array
-
     dims = _size_list(sz)
     k = len(dims) if nargout is None else int(nargout)
     if k < 1:

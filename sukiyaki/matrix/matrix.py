@@ -7,6 +7,11 @@ elementwise, ``A @ B`` is the matrix product, comparisons give logical matrices.
 ``A[...]`` is numpy-style, 0-based indexing of the MATLAB-shaped array; MATLAB-style,
 1-based indexing is ``A.get(...)`` / ``A.set(..., value)``.
 
+This module is the bottom of ``sukiyaki.matrix``: the other modules import it, never the
+reverse. The few methods implemented higher up (``get``/``set``, ``@``, ``T``, ``astype``,
+display, conversion of lists) call them through :data:`METHODS`, which
+``sukiyaki/matrix/__init__.py`` fills in once every module is loaded.
+
 Example:
     >>> import sukiyaki.matrix as M
     >>> A = M.array([[1, 2], [3, 4]])
@@ -26,17 +31,17 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
 
-def _api():
-    """The sukiyaki.matrix.api module (imported on first use: it imports this module)."""
-    global _API
-    if _API is None:
-        from sukiyaki.matrix import api
+class _Methods:
+    """Functions of higher modules that Matrix methods call (bound by sukiyaki.matrix.__init__).
 
-        _API = api
-    return _API
+    Attributes: array (creation.array), cast (creation.cast), get and set (indexing),
+    mtimes, abs and uplus (elementwise), transpose (shape), format (display).
+    """
+
+    array = cast = get = set = mtimes = abs = uplus = transpose = format = None
 
 
-_API = None
+METHODS = _Methods()
 
 
 def normalize_shape(shape):
@@ -71,7 +76,7 @@ class Matrix:
         """
         if backend is None:
             backend = get_backend("numpy")
-            data = np.asarray(data)
+            data = backend.from_numpy(data)
         if klass is None:
             klass = K.klass_of_dtype(data.dtype)
             if data.dtype != K.dtype_of(klass):
@@ -122,16 +127,19 @@ class Matrix:
         return self._backend.name
 
     @property
+    def backend(self):
+        """The backend object holding the data (see sukiyaki.backends.base)."""
+        return self._backend
+
+    @property
     def data(self):
-        """The backend-native array (a numpy array on the CPU)."""
+        """The backend's native array: opaque but for shape, dtype and nbytes (a numpy array on the CPU)."""
         return self._data
 
     @property
     def T(self):
         """Transpose of a 2-d matrix."""
-        from sukiyaki.matrix import api
-
-        return api.transpose(self)
+        return METHODS.transpose(self)
 
     # --- conversion ---
     def to_numpy(self):
@@ -147,10 +155,10 @@ class Matrix:
         return a
 
     def __dlpack__(self, *args, **kwargs):
-        return self._data.__dlpack__(*args, **kwargs)
+        return self._backend.export(self._data).__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self._data.__dlpack_device__()
+        return self._backend.export(self._data).__dlpack_device__()
 
     def tolist(self):
         """Nested lists, numpy order (rows first)."""
@@ -189,26 +197,20 @@ class Matrix:
 
     def astype(self, klass):
         """Converted copy (integer targets truncate and wrap, as the original library)."""
-        from sukiyaki.matrix import api
-
-        return api.cast(self, klass)
+        return METHODS.cast(self, klass)
 
     # --- MATLAB indexing ---
     def get(self, *subs):
         """MATLAB-style 1-based indexing ``A(subs...)``; see sukiyaki.matrix.indexing."""
-        from sukiyaki.matrix import indexing
-
-        return indexing.get(self, subs)
+        return METHODS.get(self, subs)
 
     def set(self, *args):
         """MATLAB-style assignment ``A(subs...) = value``, in place: ``A.set(subs..., value)``."""
-        from sukiyaki.matrix import indexing
-
         if len(args) < 2:
             raise TypeError("set needs at least one subscript and a value: A.set(i, j, value)")
-        indexing.set(self, args[:-1], args[-1])
+        METHODS.set(self, args[:-1], args[-1])
 
-    # --- numpy-style 0-based indexing ---
+    # --- numpy-style 0-based indexing (on the host: a GPU matrix is read back and written) ---
     def __getitem__(self, key):
         if isinstance(key, Matrix):
             key = key.to_numpy()
@@ -224,8 +226,9 @@ class Matrix:
             value = value.to_numpy()
         a = self.to_numpy()
         a[key] = np.asarray(value).astype(a.dtype) if not np.isscalar(value) else value
-        if self._backend.is_gpu:
-            self._data = self._backend.from_numpy(a)
+        back = self._backend.from_numpy(a)
+        if back is not self._data:  # to_numpy gave a copy (a device): write it back in place
+            self._backend.assign_(self._data, back)
 
     # --- operators ---
     def __add__(self, other):
@@ -262,25 +265,19 @@ class Matrix:
         return arith("mod", self, other)
 
     def __matmul__(self, other):
-        return _api().mtimes(self, other)
+        return METHODS.mtimes(self, other)
 
     def __rmatmul__(self, other):
-        return _api().mtimes(other, self)
+        return METHODS.mtimes(other, self)
 
     def __neg__(self):
-        from sukiyaki.matrix import api
-
-        return api.uminus(self)
+        return arith("sub", 0, self)
 
     def __pos__(self):
-        from sukiyaki.matrix import api
-
-        return api.uplus(self)
+        return METHODS.uplus(self)
 
     def __abs__(self):
-        from sukiyaki.matrix import api
-
-        return api.abs(self)
+        return METHODS.abs(self)
 
     def __invert__(self):
         return logical_op("not", self)
@@ -321,9 +318,7 @@ class Matrix:
     __hash__ = None
 
     def __repr__(self):
-        from sukiyaki.matrix import display
-
-        return display.format_matrix(self)
+        return METHODS.format(self)
 
     __str__ = __repr__
 
@@ -332,13 +327,11 @@ class Matrix:
 # operand handling shared by every elementwise function
 
 
-def as_matrix(x, backend=None):
+def as_matrix(x):
     """A Matrix for x (Matrix as is; numbers, lists and numpy arrays converted)."""
     if isinstance(x, Matrix):
         return x
-    from sukiyaki.matrix import api
-
-    return api.array(x)
+    return METHODS.array(x)
 
 
 def _operands(a, b):
@@ -352,7 +345,7 @@ def _operands(a, b):
     if ta and tb:
         be = a._backend
         if b._backend is not be:
-            a, b = _same_device(a, b)
+            a, b = same_device(a, b)
             be = a._backend
         xa, xb = a._data, b._data
         if xa.shape != xb.shape:
@@ -363,7 +356,7 @@ def _operands(a, b):
     if tb:
         return _number(a), b._data, (b._klass,), b._backend
     be = get_backend("numpy")
-    return np.full((1, 1), _number(a), _F64), _number(b), (), be
+    return be.full((1, 1), _number(a), _F64), _number(b), (), be
 
 
 def _number(x):
@@ -374,14 +367,17 @@ def _number(x):
     return x
 
 
-def _same_device(a, b):
-    """Move the CPU operand to the GPU of the other one."""
-    from sukiyaki.matrix import device
+def to_backend(A, backend):
+    """A copied onto another backend object (through the host)."""
+    return Matrix(backend.from_numpy(A._backend.to_numpy(A._data)), A._klass, backend)
 
+
+def same_device(a, b):
+    """(a, b) on one device: a CPU operand is uploaded to the GPU of the other one."""
     if a._backend.is_gpu and not b._backend.is_gpu:
-        return a, device.gpuArray(b, a._backend.name)
+        return a, to_backend(b, a._backend)
     if b._backend.is_gpu and not a._backend.is_gpu:
-        return device.gpuArray(a, b._backend.name), b
+        return to_backend(a, b._backend), b
     raise ValueError(f"operands live on different devices: {a.device} and {b.device}")
 
 

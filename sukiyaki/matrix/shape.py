@@ -14,8 +14,8 @@ import operator
 import numpy as np
 
 from sukiyaki.matrix import klass as K
-from sukiyaki.matrix.creation import parse_size
-from sukiyaki.matrix.matrix import Matrix, as_matrix, normalize_shape, size_str
+from sukiyaki.matrix.creation import parse_size, zeros
+from sukiyaki.matrix.matrix import Matrix, as_matrix, normalize_shape, same_device, size_str
 
 
 def size(A, dim=None):
@@ -81,13 +81,6 @@ def ismatrix(A):
     return as_matrix(A).ndim == 2
 
 
-def _own(be, x, src):
-    """x, copied if it may share memory with src (value semantics)."""
-    if x is src or getattr(x, "base", None) is not None:
-        return be.copy(x)
-    return x
-
-
 def reshape(A, *sz):
     """reshape(A, m, n, ...) or reshape(A, [m, n, ...]); one size may be -1 (or None).
 
@@ -113,7 +106,7 @@ def reshape(A, *sz):
     elif prod != A.numel:
         raise ValueError(f"reshape: {A.numel} elements cannot be reshaped to {size_str(shape)}")
     be = A._backend
-    return Matrix(_own(be, be.reshape(A._data, normalize_shape(shape)), A._data), A.klass, be)
+    return Matrix(be.copy(be.reshape(A._data, normalize_shape(shape))), A.klass, be)
 
 
 def squeeze(A):
@@ -124,7 +117,7 @@ def squeeze(A):
     shape = [s for s in A.shape if s != 1]
     shape = normalize_shape(shape + [1] * (2 - len(shape)))
     be = A._backend
-    return Matrix(_own(be, be.reshape(A._data, shape), A._data), A.klass, be)
+    return Matrix(be.copy(be.reshape(A._data, shape)), A.klass, be)
 
 
 def transpose(A):
@@ -133,7 +126,7 @@ def transpose(A):
     if A.ndim != 2:
         raise ValueError(f"transpose: defined for 2-d matrices, got {size_str(A.shape)}; use permute")
     be = A._backend
-    return Matrix(be.copy(be.transpose(A._data, (1, 0))), A.klass, be)
+    return Matrix(be.transpose(A._data, (1, 0)), A.klass, be)
 
 
 t = transpose
@@ -156,7 +149,7 @@ def permute(A, order):
     x = A._data
     if len(order) > A.ndim:
         x = be.reshape(x, A.shape + (1,) * (len(order) - A.ndim))
-    return Matrix(be.copy(be.transpose(x, [o - 1 for o in order])), A.klass, be)
+    return Matrix(be.transpose(x, [o - 1 for o in order]), A.klass, be)
 
 
 def ipermute(A, order):
@@ -189,8 +182,6 @@ def cat(dim, *mats):
     raw = mats
     mats = [as_matrix(m) for m in mats]
     if not mats:
-        from sukiyaki.matrix.creation import zeros
-
         return zeros(0, 0)
     # plain Python numbers do not vote for the klass (as in arithmetic), except against
     # logical: [int32(1), 5] is int32, [true, 5] single (MATLAB: int32 and double)
@@ -211,9 +202,7 @@ def cat(dim, *mats):
                 f"do not agree except along dim {dim}"
             )
         if m._backend is not be:
-            from sukiyaki.matrix.matrix import _same_device
-
-            _, m = _same_device(parts[0], m)
+            _, m = same_device(parts[0], m)
         x = m._data if m.klass == klass else be.cast_wrap(m._data, K.dtype_of(klass))
         datas.append(be.reshape(x, s) if s != m.shape else x)
     return Matrix(be.concat(datas, dim - 1), klass, be)

@@ -6,7 +6,10 @@ network is built), ``forward`` and ``backward`` on matrices. Users add layers wi
 ``@register_layer``.
 
 Blob shapes in ``infer`` exclude the batch dimension, which is always last (the
-original's (h, w, c, n) layout for images, (d, n) for vectors).
+original's (h, w, c, n) layout for images, (d, n) for vectors). Blobs are matrices on
+the network's device; a layer computes on them with ``sukiyaki.matrix`` functions (as
+below) or, for speed, through ``ctx.ops`` (:mod:`sukiyaki.nn.ops`), and never reads a
+value back to the host (that would stall a GPU and forbid capturing the step).
 
 Example:
     >>> from sukiyaki.nn.layer import Layer, register_layer
@@ -22,6 +25,8 @@ Example:
 import math
 
 import numpy as np
+
+from sukiyaki.nn.ops import ops_of
 
 LAYER_TYPES = {}
 
@@ -157,6 +162,11 @@ class Layer:
         if count is not None and len(specs) != count:
             raise self.error(f"takes {count} input(s), got {len(specs)}")
 
+    def check_arity(self, n_inputs, n_outputs):
+        """Check the numbers of blobs the definition gives, before shapes are inferred."""
+        if self.n_outputs is not None and n_outputs != self.n_outputs:
+            raise self.error(f"produces {self.n_outputs} output(s) but the definition names {n_outputs}")
+
     # --- the interface ---
     def infer(self, in_specs):
         """Output BlobSpecs from input BlobSpecs (default: one output like the first input)."""
@@ -171,7 +181,8 @@ class Layer:
         return {}
 
     def init_params(self, rng):
-        """{name: numpy float32 array} initial values of trainable parameters."""
+        """{name: numpy float32 array} initial values of trainable parameters (on the host,
+        once per run)."""
         return {}
 
     def init_states(self):
@@ -187,14 +198,21 @@ class Layer:
         return list(deltas[:1])
 
     def needs_input_grad(self, i):
-        """Whether the network needs the gradient of input i (set when the network is built)."""
+        """Whether the network needs the gradient of input i in the phase being run (the
+        network sets the flags of each phase's plan before running it)."""
         flags = getattr(self, "input_needs_grad", None)
         return True if flags is None else flags[i]
 
     def accumulate_grad(self, name, value):
-        """Add value to the gradient of parameter name (gradients accumulate over sub-batches)."""
+        """Add value to the gradient of parameter name, in place (gradients accumulate over
+        sub-batches; in a network they live in its ParamStore)."""
         old = self.grads.get(name)
-        self.grads[name] = value if old is None else old + value
+        if old is None:
+            self.grads[name] = value
+            return
+        ops = ops_of(old)
+        target = ops.native(old)
+        ops.add_(target, ops.native(value, target.shape))
 
 
 class _Required:

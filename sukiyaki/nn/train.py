@@ -3,13 +3,19 @@
 A :class:`Trainer` feeds the train phase's data layers with batches of sample indices
 (``{"batch": idx}``) from a seeded :class:`sukiyaki.data.loader.BatchIterator`, accumulates
 gradients over ``batch_div`` sub-batches (each loss scaled by its share of the batch, i.e.
-``1 / batch_div`` for equal sub-batches), and applies the optimizer once per iteration. The
-random generator for dropout and augmentation of iteration ``i`` is
-``np.random.default_rng([seed, i])``, so the whole training state is: the weights and states,
-the optimizer's state arrays, the iteration and the iterator's position. A checkpoint holds
-exactly that in ONE safetensors file (tensors ``layer/param``, ``optimizer/layer/param/slot``;
-metadata ``sukiyaki_checkpoint``: a JSON string), written atomically; resuming from it gives
-bitwise the weights of an uninterrupted run.
+``1 / batch_div`` for equal sub-batches), and applies the optimizer once per iteration to the
+network's ParamStore. Dropout and augmentation draw from Philox keyed by (seed, layer) and
+counted by (iteration, sample, element), so the whole training state is: the weights and
+states, the optimizer's state arrays, the iteration and the iterator's position. A checkpoint
+holds exactly that in ONE safetensors file (tensors ``layer/param``,
+``optimizer/layer/param/slot``; metadata ``sukiyaki_checkpoint``: a JSON string), written
+atomically; resuming from it gives bitwise the weights of an uninterrupted run.
+
+A step stays on the device: the losses of each iteration are kept there and read back every
+``read_every`` iterations (for the progress bar), in one transfer; the check for a diverged
+run rides on that read and names the first iteration whose loss was not finite. Weights and
+checkpoints are checked for NaN and infinity before they are written, so a diverged run never
+replaces a good file.
 
 Validation runs the test phase over its whole data layer in order and reports the
 sample-weighted mean of each metric (outputs of ``accuracy`` layers, then the losses).
@@ -38,7 +44,7 @@ from sukiyaki.data.loader import BatchIterator
 from sukiyaki.matrix import Matrix
 from sukiyaki.nn.net import Net
 from sukiyaki.nn.optim import get_optimizer, make_schedule
-from sukiyaki.nn.params import atomic_write, load_safetensors, save_safetensors
+from sukiyaki.nn.params import atomic_write, check_writable, load_safetensors, remove_stale_temp, save_safetensors
 from sukiyaki.nn.progress import ProgressBar
 from sukiyaki.nn.weights import (OPTIMIZER_PREFIX, apply_weights, netdef_hash, read_weights,
                                  save_weights, weight_arrays, weights_metadata)
@@ -145,7 +151,7 @@ def evaluate(net, batch_size=500, phase="test", seed=0):
         net: a :class:`sukiyaki.nn.Net` whose phase reads a data layer.
         batch_size: samples per forward pass.
         phase: usually 'test'.
-        seed: seed of the generator handed to the layers (test-phase layers are deterministic).
+        seed: seed of the layers' random draws (test-phase layers are deterministic).
     Returns:
         {metric blob: sample-weighted mean, ..., 'images': sample count}; metrics are the
         outputs of accuracy layers, then the losses.
@@ -156,14 +162,16 @@ def evaluate(net, batch_size=500, phase="test", seed=0):
     blobs, n = _data_feed(net, phase)
     bs = _check_int("batch_size", batch_size, 1)
     names = _metric_blobs(net, phase)
-    sums = dict.fromkeys(names, 0.0)
-    rng = np.random.default_rng([seed, 0])
+    ops = net.ops
+    parts, sizes = [], []
     for start in range(0, n, bs):
         idx = np.arange(start, min(n, start + bs), dtype=np.int64)
-        out, _ = net.forward({b: idx for b in blobs}, phase, need_backward=False, rng=rng, keep=names)
-        for k in names:
-            sums[k] += float(np.asarray(out[k].to_numpy()).reshape(-1)[0]) * len(idx)
-    result = {k: v / n for k, v in sums.items()}
+        out, _ = net.forward({b: idx for b in blobs}, phase, need_backward=False, keep=names, seed=seed)
+        parts.append(ops.concat([ops.single(ops.native(out[k], (1, 1))) for k in names], 0))
+        sizes.append(len(idx))
+    values = np.asarray(ops.download(ops.concat(parts, 1)), dtype=np.float64).reshape(len(names), -1)
+    totals = values @ np.asarray(sizes, dtype=np.float64)  # one read for the whole pass
+    result = {k: float(v) / n for k, v in zip(names, totals)}
     result["images"] = n
     return result
 
@@ -180,28 +188,6 @@ def _check_int(name, value, minimum, allow_none=False):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"Trainer: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def fortran_layout(net):
-    """Make every parameter, state and gradient of net column-major contiguous.
-
-    A fresh or loaded network's weights are column-major; an optimizer that returns new
-    matrices gives them the memory layout of their gradients (row-major or strided for some
-    layers), and matrix products of differently laid-out operands may round differently.
-    Keeping one layout makes a run bitwise reproducible from a checkpoint. (Gradients are
-    included because the in-place updates need contiguous operands.)
-    """
-    for layer in net.layers.values():
-        for store in (layer.weights, layer.states, layer.grads):
-            for key, m in store.items():
-                data = m.data
-                flags = getattr(data, "flags", None)
-                if flags is None or flags.f_contiguous:
-                    continue
-                xp = np if isinstance(data, np.ndarray) else sys.modules.get(type(data).__module__.split(".")[0])
-                if xp is None or not hasattr(xp, "asfortranarray"):
-                    continue
-                store[key] = Matrix(xp.asfortranarray(data), m.klass, m._backend)
 
 
 def fill_template(template, iteration):
@@ -241,12 +227,14 @@ class Trainer:
         log: function taking a line of text (validation lines, notes); default print.
         progress: draw a progress bar on this stream (default sys.stderr); False for none.
         progress_every: iterations between bar lines off a terminal (default total/10, <= 100).
+        read_every: iterations between reads of the losses from the device (default 10); the
+            progress bar and the divergence check are updated then.
     """
 
     def __init__(self, net, optimizer=None, batch_size=64, batch_div=1, iterations=None, epochs=None,
                  val_cycle=500, val_batch_size=None, seed=0, save_template=None, save_final=None,
                  checkpoint=None, checkpoint_every=None, device=None, log=print, progress=None,
-                 progress_every=None):
+                 progress_every=None, read_every=10):
         self.seed = _check_int("seed", seed, 0)
         if not isinstance(net, Net):
             net = Net(net, device=device or "numpy", seed=self.seed)
@@ -269,17 +257,30 @@ class Trainer:
         self.checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1, allow_none=True)
         if self.checkpoint_every is not None and checkpoint is None:
             raise ValueError("Trainer: checkpoint_every needs a checkpoint path")
+        self.read_every = _check_int("read_every", read_every, 1)
         self.save_template, self.save_final, self.checkpoint = save_template, save_final, checkpoint
+        self._check_outputs()
         self.log = log if log is not None else (lambda line: None)
         self.progress_stream = None if progress is False else (progress if progress not in (None, True) else sys.stderr)
         self.progress_every = progress_every
         self.train_inputs, self.n_train = _data_feed(net, "train")
-        fortran_layout(net)
         self.iterator = self._new_iterator(self.batch_size, self.seed)
         self.iteration = 0
         self.history = []  # validation results
         self.saved = []  # weight files written
+        self.loss_names = list(net.schedules["train"].losses)
+        self.losses = []  # (iteration, {loss blob: value}) of the iterations read so far (the last 1000)
+        self._pending = []  # (iteration, batch size, native (k, 1) losses) not yet read
         self._bar = None
+
+    def _check_outputs(self):
+        """Refuse, before any training, output files that cannot be written (exit status 2 in the CLI)."""
+        for what, path in (("save_template", self.save_template), ("save_final", self.save_final),
+                           ("checkpoint", self.checkpoint)):
+            if path:
+                target = fill_template(path, 0)
+                check_writable(target, what)
+                remove_stale_temp(target)
 
     def _new_iterator(self, batch_size, seed):
         return BatchIterator(np.arange(self.n_train, dtype=np.int64).reshape(1, -1), None, batch_size,
@@ -306,28 +307,63 @@ class Trainer:
 
     # --- one iteration ---
     def step(self):
-        """Train one iteration; returns {loss blob: value} (the batch's mean loss)."""
+        """Train one iteration on the device; returns {loss blob: 1x1 Matrix} (the batch's mean
+        loss, still on the device: ``float()`` reads it)."""
         idx = self.iterator.next_batch()[0].reshape(-1)
-        rng = np.random.default_rng([self.seed, self.iteration])
-        self.net.zero_grads()
-        losses = {}
+        net, ops = self.net, self.net.ops
+        net.zero_grads()
+        sums = {}
         for sub in np.array_split(idx, self.batch_div):
             if len(sub) == 0:
                 continue
             scale = len(sub) / len(idx)
-            out = self.net.train_batch({b: sub for b in self.train_inputs}, rng=rng, loss_scale=scale)
+            out = net.train_batch({b: sub for b in self.train_inputs}, loss_scale=scale, seed=self.seed,
+                                  iteration=self.iteration)
             for k, v in out.items():
-                losses[k] = losses.get(k, 0.0) + v * scale
-        total = sum(losses.values())
-        if not math.isfinite(total):
-            raise FloatingPointError(f"iteration {self.iteration + 1}: the loss is {total} (training "
-                                     f"diverged; try a lower learning rate)")
-        fortran_layout(self.net)
-        self.optimizer.step(self.net)
-        fortran_layout(self.net)
+                part = ops.mul(ops.native(v, (1, 1)), np.float32(scale))
+                sums[k] = part if k not in sums else ops.add(sums[k], part)
+        self.optimizer.apply(net.store)
         self.iteration += 1
         self._last_batch = len(idx)
-        return losses
+        if sums:
+            self._pending.append((self.iteration, len(idx), ops.concat([sums[k] for k in self.loss_names], 0)))
+        return {k: ops.wrap(v) for k, v in sums.items()}
+
+    def read_losses(self):
+        """Read the losses of the iterations not read yet (one transfer) and check them.
+
+        Returns:
+            [(iteration, batch size, total loss)] of those iterations.
+        Raises:
+            FloatingPointError naming the first iteration whose loss is NaN or infinite.
+        """
+        if not self._pending:
+            return []
+        ops = self.net.ops
+        pending, self._pending = self._pending, []
+        values = np.asarray(ops.download(ops.concat([v for _, _, v in pending], 1)), dtype=np.float64)
+        values = values.reshape(len(self.loss_names), len(pending))
+        out = []
+        for j, (it, n, _) in enumerate(pending):
+            total = float(values[:, j].sum())
+            if not math.isfinite(total):
+                raise FloatingPointError(f"iteration {it}: the loss is {total} (training diverged; try a lower "
+                                         f"learning rate)")
+            self.losses.append((it, {k: float(values[i, j]) for i, k in enumerate(self.loss_names)}))
+            out.append((it, n, total))
+        del self.losses[:-1000]
+        return out
+
+    def _check_finite_weights(self, path):
+        """Refuse to write non-finite weights over anything (a diverged run)."""
+        self.read_losses()
+        flat = self.net.store.to_numpy()
+        if flat.size and not np.all(np.isfinite(flat)):
+            bad = next(n for n, a in self.net.store.arrays(flat).items() if not np.all(np.isfinite(a)))
+            raise FloatingPointError(f"iteration {self.iteration}: parameter {bad!r} holds NaN or infinite values "
+                                     f"(training diverged; try a lower learning rate); {os.fspath(path)!r} "
+                                     f"was not written")
+        return flat
 
     # --- validation ---
     def validate(self, batch_size=None):
@@ -347,7 +383,9 @@ class Trainer:
 
     # --- files ---
     def save_weights(self, path):
-        """Write the current weights (format from the extension); returns the path."""
+        """Write the current weights (format from the extension); returns the path. Non-finite
+        weights are refused (FloatingPointError) and nothing is written."""
+        self._check_finite_weights(path)
         _ensure_parent(path)
         save_weights(self.net, path)
         self.saved.append(os.fspath(path))
@@ -376,8 +414,9 @@ class Trainer:
         checkpoint untouched. Returns the path.
         """
         path = fill_template(path or self.checkpoint, self.iteration)
+        self._check_finite_weights(path)
         tensors = weight_arrays(self.net)
-        tensors.update({OPTIMIZER_PREFIX + k: v for k, v in self.optimizer.state_arrays().items()})
+        tensors.update({OPTIMIZER_PREFIX + k: v for k, v in self.optimizer.state_arrays(self.net.store).items()})
         meta = weights_metadata(self.net)
         meta["format"] = "sukiyaki-checkpoint"
         meta[CHECKPOINT_KEY] = json.dumps(self.checkpoint_state(), sort_keys=True)
@@ -442,14 +481,17 @@ class Trainer:
                              f"this network's is {mine[:12]}...)")
         _, arrays, _ = read_weights(self.net, path, data=data, what="checkpoint")
         opt_arrays = {k[len(OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(OPTIMIZER_PREFIX)}
-        params = self.net.parameters()
+        store = self.net.store
         for name, a in opt_arrays.items():
             pname = name.rpartition("/")[0]
-            if pname not in params:
-                raise ValueError(f"{where}: optimizer state {name!r} is for no parameter of this network")
-            if a.size != params[pname].numel or a.dtype.kind != "f":
+            entry = store.entries.get(pname)
+            if entry is None or entry.kind != "trained":
+                raise ValueError(f"{where}: optimizer state {name!r} is for no trained parameter of this network")
+            if a.size != entry.size or a.dtype.kind != "f":
                 raise ValueError(f"{where}: optimizer state {name!r} has shape {a.shape} ({a.dtype}), "
-                                 f"the parameter {pname!r} has {params[pname].numel} values")
+                                 f"the parameter {pname!r} has {entry.size} values")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{where}: optimizer state {name!r} holds NaN or infinite values")
         try:
             iterator = self._new_iterator(batch_size, seed)
             iterator.load_state_dict(it_state)
@@ -459,9 +501,17 @@ class Trainer:
                 opt.iteration = _check_int("optimizer iteration", cfg["iteration"], 0)
             else:
                 opt = optimizer_from_config(cfg)
-            opt.load_state_arrays(opt_arrays, lambda name: params[name])
+            opt.load_state_arrays(opt_arrays, store)
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{where}: cannot restore the training state ({exc})") from None
+        consumed = iterator.epoch * len(iterator) + iterator.position // iterator.batch_size
+        if opt.iteration != it or consumed != it:
+            raise ValueError(f"{where}: its training state is inconsistent: iteration {it}, but the optimizer "
+                             f"counts {opt.iteration} and the data position (epoch {iterator.epoch}, sample "
+                             f"{iterator.position}) is that of iteration {consumed}")
+        if it > self.total_iterations:
+            raise ValueError(f"{where} is at iteration {it}, past the end of this run ({self.total_iterations} "
+                             f"iterations): nothing to train (ask for more iterations or epochs)")
         # everything checked: commit
         for key, old, new in (("batch_size", self.batch_size, batch_size), ("batch_div", self.batch_div, batch_div),
                               ("seed", self.seed, seed)):
@@ -492,20 +542,27 @@ class Trainer:
         t0 = time.perf_counter()
         start_it, images, recent = self.iteration, 0, deque(maxlen=50)
         last_ckpt, val = None, None
+
+        def read():  # one transfer for the losses since the last read; feeds the bar
+            nonlocal images
+            for it, n, loss in self.read_losses():
+                recent.append(loss)
+                images += n
+                if bar is not None:
+                    bar.update(it, n, loss)
+
         try:
             while self.iteration < total:
-                losses = self.step()
-                loss = sum(losses.values())
-                recent.append(loss)
-                images += self._last_batch
-                if bar is not None:
-                    bar.update(self.iteration, self._last_batch, loss)
+                self.step()
+                if self.iteration % self.read_every == 0:
+                    read()
                 if self.iteration >= total:
                     break
                 validate = bool(self.val_cycle) and self.iteration % self.val_cycle == 0
                 ckpt = self.checkpoint and (self.iteration % self.checkpoint_every == 0 if self.checkpoint_every
                                             else validate)
                 if validate or ckpt:
+                    read()
                     with bar.paused() if bar is not None else contextlib.nullcontext():
                         if validate:
                             val = self._validate_and_log()
@@ -513,6 +570,7 @@ class Trainer:
                                 self.save_weights(fill_template(self.save_template, self.iteration))
                         if ckpt:
                             last_ckpt = self.save_checkpoint()
+            read()
             if bar is not None:
                 bar.close()
             self._bar = None

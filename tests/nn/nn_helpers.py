@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import sukiyaki.nn.layers  # noqa: F401  (registers the built-in layers)
-from sukiyaki.matrix import Matrix, array
+from sukiyaki.matrix import Matrix, array, gather
 from sukiyaki.nn.context import Context
 from sukiyaki.nn.layer import BlobSpec, get_layer_class
 
@@ -47,27 +47,27 @@ def need_dir(path):
 # ---------------------------------------------------------------- numpy <-> Matrix
 
 
-def mat(a, klass=None):
-    """Matrix of a numpy array in column-major order; 1-d arrays become (k, 1) columns.
+def mat(a, klass=None, device="numpy"):
+    """Matrix on device of a numpy array in column-major order; 1-d arrays become (k, 1) columns.
 
     klass defaults from the dtype: floats 'single', other integers 'int32', uint8 'uint8'.
     """
     if isinstance(a, Matrix):
-        return a
+        return a if a.device == device else array(a, device=device)
     a = np.asarray(a)
     if klass is None:
         klass = "uint8" if a.dtype == np.uint8 else "single" if a.dtype.kind in "fc" else "int32"
     if a.ndim == 1:
         a = a.reshape(-1, 1)
     dtype = {"single": np.float32, "int32": np.int32, "uint8": np.uint8}[klass]
-    return array(np.asfortranarray(a.astype(dtype, copy=False)), klass=klass)
+    return array(np.asfortranarray(a.astype(dtype, copy=False)), klass=klass, device=device)
 
 
 def npy(m):
-    """numpy copy of a Matrix (None stays None)."""
+    """numpy copy of a Matrix on any device (None stays None)."""
     if m is None:
         return None
-    return np.array(m.to_numpy())
+    return np.array(gather(m).to_numpy())
 
 
 def scalar(m):
@@ -115,26 +115,27 @@ def make_layer(type_name, params=None, in_shapes=((1,),), klasses=None, name="l"
     return layer
 
 
-def set_weights(layer, weights, states=None):
-    """Set trainable parameters (and states) from numpy arrays; clears gradients."""
-    layer.weights = {k: mat(np.asarray(v, np.float32)) for k, v in weights.items()}
+def set_weights(layer, weights, states=None, device="numpy"):
+    """Set trainable parameters (and states) from copies of numpy arrays, on device (layers
+    update states in place); clears gradients."""
+    layer.weights = {k: mat(np.array(v, np.float32), device=device) for k, v in weights.items()}
     if states is not None:
-        layer.states = {k: mat(np.asarray(v, np.float32)) for k, v in states.items()}
+        layer.states = {k: mat(np.array(v, np.float32), device=device) for k, v in states.items()}
     layer.grads = {}
 
 
-def init_weights(layer, seed=0):
+def init_weights(layer, seed=0, device="numpy"):
     """Initialise parameters and states as a network would, from a seeded generator."""
     rng = np.random.default_rng(seed)
-    set_weights(layer, layer.init_params(rng), layer.init_states())
+    set_weights(layer, layer.init_params(rng), layer.init_states(), device=device)
     return {k: npy(v) for k, v in layer.weights.items()}
 
 
-def run_forward(layer, inputs, phase="train", seed=None, need_backward=True):
-    """Forward on numpy inputs; returns (output Matrices, ctx). ctx.inputs holds the input Matrices."""
-    rng = np.random.default_rng(seed) if seed is not None else None
-    ctx = Context(phase, rng=rng, need_backward=need_backward)
-    ins = [mat(x) for x in inputs]
+def run_forward(layer, inputs, phase="train", seed=None, need_backward=True, device="numpy"):
+    """Forward on numpy inputs (uploaded to device); returns (output Matrices, ctx).
+    ctx.inputs holds the input Matrices; seed keys the layer's random draws."""
+    ctx = Context(phase, need_backward=need_backward, device=device, seed=seed or 0)
+    ins = [mat(x, device=device) for x in inputs]
     outs = layer.forward(ins, ctx)
     ctx.inputs = ins
     return outs, ctx
@@ -143,22 +144,22 @@ def run_forward(layer, inputs, phase="train", seed=None, need_backward=True):
 def run_backward(layer, outs, ctx, deltas):
     """Backward from numpy output deltas; returns (input deltas as numpy or None, {param: grad numpy})."""
     layer.grads = {}
-    bottoms = layer.backward(ctx.inputs, outs, [mat(np.asarray(d, np.float32)) for d in deltas], ctx)
+    bottoms = layer.backward(ctx.inputs, outs, [mat(np.asarray(d, np.float32), device=ctx.device) for d in deltas], ctx)
     return [npy(b) for b in bottoms], {k: npy(v) for k, v in layer.grads.items()}
 
 
 # ---------------------------------------------------------------- numerical gradients
 
 
-def _objective(layer, inputs, weights, gys, phase, seed, states):
-    set_weights(layer, weights, states)
-    outs, _ = run_forward(layer, inputs, phase=phase, seed=seed, need_backward=False)
+def _objective(layer, inputs, weights, gys, phase, seed, states, device):
+    set_weights(layer, weights, states, device)
+    outs, _ = run_forward(layer, inputs, phase=phase, seed=seed, need_backward=False, device=device)
     return sum(float(np.sum(npy(o).astype(np.float64).reshape(-1, order="F") * g.reshape(-1, order="F")))
                for o, g in zip(outs, gys))
 
 
 def check_backward(layer, inputs, weights=None, *, grad_inputs=None, states=None, phase="train", seed=0,
-                   gys=None, eps=1e-2, rtol=1e-2, atol=1e-4, n_random=2):
+                   gys=None, eps=1e-2, rtol=1e-2, atol=1e-4, n_random=2, device="numpy"):
     """Numerical gradient check of one layer along directions (Chainer's check_backward).
 
     For each differentiable input and each parameter separately, the directional derivative
@@ -176,14 +177,15 @@ def check_backward(layer, inputs, weights=None, *, grad_inputs=None, states=None
         phase, seed: phase and rng seed of every forward (fixed seed: same dropout mask).
         gys: upstream gradients (default: standard normal of the outputs' shapes).
         eps: step of the central differences (|d| <= 1, so no value moves more than eps).
+        device: backend the layer runs on.
     Returns:
         (input gradients, parameter gradients) as numpy arrays, for further checks.
     """
     weights = {k: np.asarray(v, np.float32) for k, v in (weights or {}).items()}
     inputs = [np.asarray(x) for x in inputs]
     rng = np.random.default_rng(1234)
-    set_weights(layer, weights, states)
-    outs, ctx = run_forward(layer, inputs, phase=phase, seed=seed)
+    set_weights(layer, weights, states, device)
+    outs, ctx = run_forward(layer, inputs, phase=phase, seed=seed, device=device)
     if gys is None:
         gys = [rng.standard_normal(npy(o).shape) for o in outs]
     gys = [np.asarray(g, np.float64).reshape(npy(o).shape, order="F") for g, o in zip(gys, outs)]
@@ -219,7 +221,7 @@ def check_backward(layer, inputs, weights=None, *, grad_inputs=None, states=None
                     ins[key] = arr
                 else:
                     ws[key] = arr
-                fs.append(_objective(layer, ins, ws, gys, phase, seed, states))
+                fs.append(_objective(layer, ins, ws, gys, phase, seed, states, device))
             numeric = (fs[0] - fs[1]) / (2 * eps)
             # the step that was really taken (after rounding to float32), over 2 eps
             analytic = float(np.dot(g, plus.astype(np.float64) - minus.astype(np.float64))) / (2 * eps)
@@ -228,7 +230,7 @@ def check_backward(layer, inputs, weights=None, *, grad_inputs=None, states=None
                 f"{layer.type_name} {what}, {label}: numerical slope {numeric:.6g}, "
                 f"backward gives {analytic:.6g}"
             )
-    set_weights(layer, weights, states)
+    set_weights(layer, weights, states, device)
     return gx, gw
 
 
@@ -274,7 +276,7 @@ def from_torch_conv_weight(t):
 
 def net_loss(net, inputs, phase="train", seed=0):
     """Sum of the phase's loss blobs for the given inputs (no backward bookkeeping)."""
-    blobs, _ = net.forward(inputs, phase, need_backward=False, rng=np.random.default_rng(seed))
+    blobs, _ = net.forward(inputs, phase, need_backward=False, seed=seed)
     return sum(scalar(blobs[b]) for b in net.schedules[phase].losses)
 
 
@@ -287,7 +289,7 @@ def check_net_gradients(net, inputs, names=None, *, seed=0, eps=1e-2, rtol=2e-2,
     Returns the analytic gradients as {name: numpy}.
     """
     net.zero_grads()
-    net.train_batch(inputs, rng=np.random.default_rng(seed))
+    net.train_batch(inputs, seed=seed)
     grads = {k: npy(v) for k, v in net.gradients().items()}
     params = {k: npy(v) for k, v in net.parameters().items()}
     rng = np.random.default_rng(99)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sukiyaki.nn import LAYER_TYPES, Layer, Net, register_layer
-from sukiyaki.nn.layers._util import wrap
+import sukiyaki.matrix as M
 
 
 import nn_helpers as H  # noqa: E402  (tests/nn is on sys.path under pytest)
@@ -242,7 +242,7 @@ def test_phases_select_layers():
     inputs = vec_inputs(4)
     blobs, _ = net.forward(inputs, "test")
     assert set(blobs) == {"loss", "accuracy"}
-    blobs, _ = net.forward(inputs, "train", rng=np.random.default_rng(0))
+    blobs, _ = net.forward(inputs, "train", seed=0)
     assert set(blobs) == {"loss", "train_only"}
 
 
@@ -254,7 +254,7 @@ def test_dropout_is_identity_in_test_and_masks_in_train():
     P = {k: H.npy(v) for k, v in net.parameters().items()}
     h = P["fc1/weight"].T @ inputs["x"] + P["fc1/bias"]
     H.assert_close(blobs["y"], P["fc2/weight"].T @ h + P["fc2/bias"], rtol=1e-4, atol=1e-5)
-    blobs, _ = net.forward(inputs, "train", keep=["h", "hd"], rng=np.random.default_rng(0))
+    blobs, _ = net.forward(inputs, "train", keep=["h", "hd"], seed=0)
     h, hd = H.npy(blobs["h"]), H.npy(blobs["hd"])
     dropped = hd == 0
     assert 0.3 < dropped.mean() < 0.7
@@ -442,19 +442,15 @@ def scale_layer():
             k = self.params["size"]
             return {"a": np.full(k, self.params["init_scale"], np.float32), "b": np.zeros(k, np.float32)}
 
+        # written with sukiyaki.matrix functions only: it runs on every backend, on the device
         def forward(self, inputs, ctx):
-            x = inputs[0].to_numpy()
-            a, b = (self.weights[k].to_numpy().reshape(-1, 1) for k in ("a", "b"))
-            be = inputs[0]._backend
-            return [wrap(be.from_numpy(np.asfortranarray(a * x + b)), be)]
+            return [inputs[0] * self.weights["a"] + self.weights["b"]]
 
         def backward(self, inputs, outputs, deltas, ctx):
-            be = deltas[0]._backend
-            x, dy = inputs[0].to_numpy(), deltas[0].to_numpy()
-            a = self.weights["a"].to_numpy().reshape(-1, 1)
-            self.accumulate_grad("a", wrap(be.from_numpy(np.asfortranarray((x * dy).sum(1, keepdims=True))), be))
-            self.accumulate_grad("b", wrap(be.from_numpy(np.asfortranarray(dy.sum(1, keepdims=True))), be))
-            return [wrap(be.from_numpy(np.asfortranarray(a * dy)), be)]
+            x, dy = inputs[0], deltas[0]
+            self.accumulate_grad("a", M.sum(x * dy, 2))
+            self.accumulate_grad("b", M.sum(dy, 2))
+            return [dy * self.weights["a"]]
 
     yield ScaleShift
     LAYER_TYPES.pop("test_scale_shift", None)
@@ -509,16 +505,13 @@ def l1_loss():
             return [type(in_specs[0])((1,), "single")]
 
         def forward(self, inputs, ctx):
-            d = inputs[0].to_numpy() - inputs[1].to_numpy()
-            be = inputs[0]._backend
-            return [wrap(be.from_numpy(np.full((1, 1), np.abs(d).mean(), np.float32)), be)]
+            d = inputs[0] - inputs[1]
+            return [M.sum(M.reshape(M.abs(d), -1, 1)) / d.numel]
 
         def backward(self, inputs, outputs, deltas, ctx):
-            be = deltas[0]._backend
-            d = inputs[0].to_numpy() - inputs[1].to_numpy()
-            g = np.sign(d) / d.size * deltas[0].to_numpy().reshape(())
-            return [wrap(be.from_numpy(np.asfortranarray(g.astype(np.float32))), be),
-                    wrap(be.from_numpy(np.asfortranarray(-g.astype(np.float32))), be)]
+            d = inputs[0] - inputs[1]
+            g = M.sign(d) * (deltas[0] / d.numel)
+            return [g, -g]
 
     yield L1
     LAYER_TYPES.pop("test_l1_loss", None)

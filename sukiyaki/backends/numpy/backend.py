@@ -1,6 +1,14 @@
-"""numpy implementation of the backend primitives (see sukiyaki.backends.base)."""
+"""numpy implementation of the backend primitives (see sukiyaki.backends.base).
+
+Native arrays are numpy ndarrays in column-major (Fortran) order: every primitive
+returns F-contiguous storage (``_fortran`` repairs the rare numpy result that is not).
+"""
+
+import os
 
 import numpy as np
+
+from sukiyaki.backends.numpy import nn, philox
 
 _F64 = np.dtype(np.float64)
 
@@ -15,19 +23,31 @@ except (ImportError, AttributeError):  # other numpy versions: the public contex
     _ERRSTATE = None
 
 
-def _quiet(fn):
-    """Wrap a ufunc so that MATLAB-silent floating-point events (x/0, log(0), Inf-Inf) do not warn."""
-    if _ERRSTATE is not None:
+def _fortran(x):
+    """x itself when column-major, else a column-major copy."""
+    return x if x.flags.f_contiguous else np.asfortranarray(x)
+
+
+def _elementwise(fn, quiet=False):
+    """Wrap a ufunc: column-major result; with quiet, MATLAB-silent floating-point events
+    (x/0, log(0), Inf-Inf) do not warn."""
+    if quiet and _ERRSTATE is not None:
         def run(*args):
             token = _ERRSTATE.set(_IGNORE_ALL)
             try:
-                return fn(*args)
+                r = fn(*args)
             finally:
                 _ERRSTATE.reset(token)
-    else:
+            return r if r.flags.f_contiguous else np.asfortranarray(r)
+    elif quiet:
         def run(*args):
             with np.errstate(all="ignore"):
-                return fn(*args)
+                r = fn(*args)
+            return r if r.flags.f_contiguous else np.asfortranarray(r)
+    else:
+        def run(*args):
+            r = fn(*args)
+            return r if r.flags.f_contiguous else np.asfortranarray(r)
 
     run.__name__ = getattr(fn, "__name__", "op")
     return run
@@ -36,7 +56,7 @@ def _quiet(fn):
 def _round_half_away(x):
     """MATLAB round: halves go away from zero (numpy rounds halves to even)."""
     if x.dtype.kind != "f":
-        return x.copy()
+        return x.copy(order="F")
     r = np.round(x)
     t = np.trunc(x)
     with np.errstate(invalid="ignore"):
@@ -53,59 +73,84 @@ def _sigmoid(x):
         return np.where(pos, 1.0 / (1.0 + out), out / (1.0 + out)).astype(x.dtype, copy=False)
 
 
-def _rem(x, y):
-    """MATLAB rem: sign of the dividend (numpy fmod)."""
-    return np.fmod(x, y)
-
-
 def _mod(x, y):
     """MATLAB mod: sign of the divisor, mod(x, 0) = x."""
     r = np.mod(x, y)
     return np.where(y == 0, x, r) if np.any(np.asarray(y) == 0) else r
 
 
-_quiet_astype = _quiet(lambda x, dtype: x.astype(dtype, copy=False))
+def _memory_available():
+    """MemAvailable of /proc/meminfo, else physical memory, else None (e.g. under Pyodide)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+_quiet_astype = _elementwise(lambda x, dtype: x.astype(dtype, copy=False), quiet=True)
+
+BINARY = {
+    "add": (np.add, True), "sub": (np.subtract, True), "mul": (np.multiply, True),
+    "div": (np.true_divide, True), "pow": (np.power, True),
+    "maximum": (np.fmax, False), "minimum": (np.fmin, False),
+    "mod": (_mod, True), "rem": (np.fmod, True), "atan2": (np.arctan2, False),
+    "eq": (np.equal, False), "ne": (np.not_equal, False), "lt": (np.less, False),
+    "le": (np.less_equal, False), "gt": (np.greater, False), "ge": (np.greater_equal, False),
+    "and": (np.logical_and, False), "or": (np.logical_or, False), "xor": (np.logical_xor, False),
+}
+UNARY = {
+    "neg": (np.negative, False), "exp": (np.exp, True), "expm1": (np.expm1, True),
+    "log": (np.log, True), "log1p": (np.log1p, True), "log2": (np.log2, True),
+    "log10": (np.log10, True), "sqrt": (np.sqrt, True), "abs": (np.abs, False),
+    "sign": (np.sign, False), "floor": (np.floor, False), "ceil": (np.ceil, False), "fix": (np.trunc, False),
+    "round": (_round_half_away, False), "sin": (np.sin, False), "cos": (np.cos, False), "tan": (np.tan, False),
+    "asin": (np.arcsin, True), "acos": (np.arccos, True), "atan": (np.arctan, False),
+    "sinh": (np.sinh, True), "cosh": (np.cosh, True), "tanh": (np.tanh, False),
+    "not": (np.logical_not, False), "isnan": (np.isnan, False), "isinf": (np.isinf, False),
+    "isfinite": (np.isfinite, False), "sigmoid": (_sigmoid, False),
+}
 
 
 class NumpyBackend:
-    """Arrays are numpy ndarrays whose shape is the MATLAB size."""
+    """Arrays are column-major numpy ndarrays whose shape is the MATLAB size."""
 
     name = "numpy"
     is_gpu = False
 
     def __init__(self):
-        from sukiyaki.backends.numpy import nn
-
         self.nn = nn
         self._rng = np.random.default_rng()
-        self.binary = {
-            "add": _quiet(np.add), "sub": _quiet(np.subtract), "mul": _quiet(np.multiply),
-            "div": _quiet(np.true_divide), "pow": _quiet(np.power),
-            "maximum": np.fmax, "minimum": np.fmin,
-            "mod": _quiet(_mod), "rem": _quiet(_rem), "atan2": np.arctan2,
-            "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
-            "gt": np.greater, "ge": np.greater_equal,
-            "and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
-        }
-        self.unary = {
-            "neg": np.negative, "exp": _quiet(np.exp), "expm1": _quiet(np.expm1),
-            "log": _quiet(np.log), "log1p": _quiet(np.log1p), "log2": _quiet(np.log2),
-            "log10": _quiet(np.log10), "sqrt": _quiet(np.sqrt), "abs": np.abs,
-            "sign": np.sign, "floor": np.floor, "ceil": np.ceil, "fix": np.trunc,
-            "round": _round_half_away, "sin": np.sin, "cos": np.cos, "tan": np.tan,
-            "asin": _quiet(np.arcsin), "acos": _quiet(np.arccos), "atan": np.arctan,
-            "sinh": _quiet(np.sinh), "cosh": _quiet(np.cosh), "tanh": np.tanh,
-            "not": np.logical_not, "isnan": np.isnan, "isinf": np.isinf,
-            "isfinite": np.isfinite, "sigmoid": _sigmoid,
-        }
+        self.binary = {op: _elementwise(fn, quiet) for op, (fn, quiet) in BINARY.items()}
+        self.unary = {op: _elementwise(fn, quiet) for op, (fn, quiet) in UNARY.items()}
 
-    # --- memory and creation ---
+    # --- transfers and memory ---
     def from_numpy(self, a):
-        return np.asarray(a)
+        a = np.asarray(a)
+        return a if a.flags.f_contiguous else np.asfortranarray(a)
 
     def to_numpy(self, x):
         return np.asarray(x)  # x itself; raises for a destructed matrix's stand-in
 
+    def item(self, x):
+        return x.reshape(-1, order="F")[0].item()
+
+    def export(self, x):
+        return x
+
+    def free(self, x):
+        return None
+
+    def available_memory(self):
+        return _memory_available()
+
+    # --- creation ---
     def empty(self, shape, dtype):
         return np.empty(shape, dtype=dtype, order="F")
 
@@ -130,8 +175,12 @@ class NumpyBackend:
     def seed(self, n):
         self._rng = np.random.default_rng(n)
 
+    def philox_uniform(self, key, iteration, sample_ids, per_sample):
+        return philox.philox_uniform(key, iteration, sample_ids, per_sample)
+
+    # --- copies and conversions ---
     def copy(self, x):
-        return x.copy(order="A")
+        return x.copy(order="F")
 
     def astype(self, x, dtype):
         if x.dtype == dtype:
@@ -141,39 +190,38 @@ class NumpyBackend:
     def cast_wrap(self, x, dtype):
         dtype = np.dtype(dtype)
         if dtype.kind == "b":
-            return x != 0
+            return _fortran(x != 0)
         if dtype.kind == "f" or x.dtype == dtype:
-            return x.astype(dtype, copy=False)
+            return _fortran(x.astype(dtype, copy=False))
         if x.dtype.kind in "iub":
-            return x.astype(dtype)
+            return _fortran(x.astype(dtype))
         bits = 8 * dtype.itemsize
         with np.errstate(invalid="ignore"):
             t = np.where(np.isfinite(x), np.trunc(x), 0.0)
             t = np.fmod(t, 2.0 ** bits)
-        return t.astype(np.int64).astype(dtype)
+        return _fortran(t.astype(np.int64).astype(dtype))
 
     def where(self, cond, x, y):
-        return np.where(cond, x, y)
+        return _fortran(np.where(cond, x, y))
 
-    # --- reductions ---
+    # --- reductions and products ---
     def reduce(self, op, x, axis):
         with np.errstate(all="ignore"):
-            return self._reduce(op, x, axis)
-
-    def _reduce(self, op, x, axis):
-        if op == "sum":
-            return np.sum(x, axis=axis, keepdims=True)
-        if op == "prod":
-            return np.prod(x, axis=axis, keepdims=True)
-        if op == "max":
-            return np.fmax.reduce(x, axis=axis, keepdims=True)
-        if op == "min":
-            return np.fmin.reduce(x, axis=axis, keepdims=True)
-        if op == "any":
-            return np.any(x, axis=axis, keepdims=True)
-        if op == "all":
-            return np.all(x, axis=axis, keepdims=True)
-        raise ValueError(f"unknown reduction {op!r}")
+            if op == "sum":
+                r = np.sum(x, axis=axis, keepdims=True)
+            elif op == "prod":
+                r = np.prod(x, axis=axis, keepdims=True)
+            elif op == "max":
+                r = np.fmax.reduce(x, axis=axis, keepdims=True)
+            elif op == "min":
+                r = np.fmin.reduce(x, axis=axis, keepdims=True)
+            elif op == "any":
+                r = np.any(x, axis=axis, keepdims=True)
+            elif op == "all":
+                r = np.all(x, axis=axis, keepdims=True)
+            else:
+                raise ValueError(f"unknown reduction {op!r}")
+        return _fortran(r)
 
     def argreduce(self, op, x, axis):
         if op not in ("max", "min"):
@@ -192,37 +240,50 @@ class NumpyBackend:
                 alt = np.argmax(~nan & (y == np.take_along_axis(y, idx, axis=axis)), axis=axis, keepdims=True)
                 idx = np.where(chosen_nan, alt, idx)
                 vals = np.take_along_axis(x, idx, axis=axis)
-        return vals, idx
+        return _fortran(vals), _fortran(idx.astype(np.int64, copy=False))
 
     def cumulative(self, op, x, axis):
         with np.errstate(all="ignore"):
             if op == "cumsum":
-                return np.cumsum(x, axis=axis)
+                return _fortran(np.cumsum(x, axis=axis))
             if op == "cumprod":
-                return np.cumprod(x, axis=axis)
+                return _fortran(np.cumprod(x, axis=axis))
         raise ValueError(f"unknown cumulative op {op!r}")
 
-    def matmul(self, x, y):
-        return np.matmul(x, y)
+    def matmul(self, x, y, trans_x=False, trans_y=False):
+        # (op(x) op(y))' = op(y)' op(x)': a row-major product of the transposed views gives the
+        # column-major result directly, with no copy of the operands
+        yt = y if trans_y else y.T
+        xt = x if trans_x else x.T
+        return np.matmul(yt, xt).T
 
     # --- shape ---
     def reshape(self, x, shape):
         return np.reshape(x, shape, order="F")
 
+    def view(self, buffer, offset, shape):
+        n = 1
+        for s in shape:
+            n *= s
+        return buffer[offset:offset + n].reshape(shape, order="F")
+
     def transpose(self, x, axes):
-        return np.transpose(x, axes)
+        return np.transpose(x, axes).copy(order="F")
 
     def concat(self, xs, axis):
-        return np.concatenate(xs, axis=axis)
+        shape = list(xs[0].shape)
+        shape[axis] = sum(x.shape[axis] for x in xs)
+        out = np.empty(shape, dtype=np.result_type(*xs), order="F")
+        return np.concatenate(xs, axis=axis, out=out)
 
     def tile(self, x, reps):
-        return np.tile(x, reps)
+        return np.asfortranarray(np.tile(x, reps))
 
     # --- indexing ---
     def gather(self, x, keys):
         if all(isinstance(k, slice) for k in keys):
-            return x[tuple(keys)].copy(order="K")
-        return x[np.ix_(*[np.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, x.shape)])]
+            return x[tuple(keys)].copy(order="F")
+        return _fortran(x[np.ix_(*[np.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, x.shape)])])
 
     def scatter(self, x, keys, values):
         if all(isinstance(k, slice) for k in keys):
@@ -231,33 +292,27 @@ class NumpyBackend:
             x[np.ix_(*[np.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, x.shape)])] = values
 
     def take_linear(self, x, idx):
-        flat = x.reshape(-1, order="F")
-        return flat[idx]
+        return _fortran(x.reshape(-1, order="F")[idx])
 
     def put_linear(self, x, idx, values):
-        if x.flags.f_contiguous:
-            x.reshape(-1, order="F")[idx] = values
-        else:
-            flat = x.reshape(-1, order="F")
-            flat[idx] = values
-            x[...] = flat.reshape(x.shape, order="F")
+        x.reshape(-1, order="F")[idx] = values  # a view: x is column-major
 
     def nonzero_linear(self, x):
         return np.flatnonzero(x.reshape(-1, order="F")).astype(np.int64)
 
+    # --- in-place updates ---
+    def assign_(self, x, y):
+        np.copyto(x, y, casting="unsafe")
+
     def scale_(self, x, a):
         np.multiply(x, x.dtype.type(a), out=x)
 
-    def axpy_(self, y, a, x, chunk=1 << 18):
+    def axpy_(self, y, a, x, chunk=1 << 16):
         if y.shape != x.shape:
             raise ValueError(f"axpy_: shapes differ: {y.shape} and {x.shape}")
         a = y.dtype.type(a)
-        if not (y.flags.f_contiguous or y.flags.c_contiguous):
-            y += a * x  # an unusual layout: fall back to a temporary
-            return
-        order = "F" if y.flags.f_contiguous else "C"
-        fy = y.reshape(-1, order=order)
-        fx = x.reshape(-1, order=order)
+        fy = y.reshape(-1, order="F")
+        fx = x.reshape(-1, order="F")
         if a == 1:
             np.add(fy, fx, out=fy)
             return
@@ -267,9 +322,3 @@ class NumpyBackend:
             t = tmp[: stop - start]
             np.multiply(fx[start:stop], a, out=t)
             np.add(fy[start:stop], t, out=fy[start:stop])
-
-    def item(self, x):
-        return x.reshape(-1)[0].item()
-
-    def free(self, x):
-        return None

@@ -1,23 +1,12 @@
-"""Small helpers shared by the layer implementations (backend primitives on native arrays)."""
+"""Small helpers shared by the layer implementations."""
 
 import math
 
 import numpy as np
 
-from sukiyaki.matrix import Matrix
-
 F32 = np.dtype(np.float32)
-
-
-def native(x, shape):
-    """Native array of matrix x reshaped (column-major) to shape."""
-    d = x.data
-    return d if d.shape == tuple(shape) else x._backend.reshape(d, tuple(shape))
-
-
-def wrap(data, be, klass="single"):
-    """A Matrix around a native array."""
-    return Matrix(data, klass, be)
+#: Values drawn per step of the initialisers: bounds their float64 temporaries.
+INIT_CHUNK = 1 << 20
 
 
 def full_shape(spec, n):
@@ -25,14 +14,16 @@ def full_shape(spec, n):
     return tuple(spec.shape) + (n,)
 
 
-def reduce_axes(be, op, x, axes):
-    """Apply a keepdims reduction over several axes."""
-    for a in axes:
-        x = be.reduce(op, x, a)
-    return x
-
-
 def he_normal(rng, shape, fan_in):
-    """He initialisation: N(0, 2 / fan_in), float32."""
+    """He initialisation: N(0, 2 / fan_in) as float32 of shape (column-major), drawn in chunks.
+
+    The values are those of one ``rng.standard_normal(size)`` call, scaled in float64 and
+    rounded to float32, but no float64 array of the full size is ever made.
+    """
     std = math.sqrt(2.0 / max(fan_in, 1))
-    return (rng.standard_normal(shape) * std).astype(np.float32)
+    size = math.prod(shape)
+    flat = np.empty(size, np.float32)
+    for start in range(0, size, INIT_CHUNK):
+        stop = min(size, start + INIT_CHUNK)
+        flat[start:stop] = rng.standard_normal(stop - start) * std
+    return flat.reshape(shape)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from sukiyaki.nn.layer import Layer, register_layer
-from sukiyaki.nn.layers._util import F32, wrap
+from sukiyaki.nn.layer import Layer, batch_size, register_layer
+from sukiyaki.nn.layers._util import full_shape
 
 
 class _Elementwise(Layer):
@@ -14,10 +14,14 @@ class _Elementwise(Layer):
         self.expect_inputs(in_specs)
         return [type(in_specs[0])(in_specs[0].shape, "single")]
 
+    def forward(self, inputs, ctx):
+        ops = ctx.ops
+        return [ops.wrap(self.apply(ops, ops.single(ops.native(inputs[0]))))]
 
-def _single(x):
-    be = x._backend
-    return x.data if x.data.dtype == F32 else be.astype(x.data, F32)
+    def backward(self, inputs, outputs, deltas, ctx):
+        ops = ctx.ops
+        y = ops.native(outputs[0])
+        return [ops.wrap(ops.mul(ops.native(deltas[0], y.shape), self.slope(ops, y)))]
 
 
 @register_layer
@@ -26,13 +30,11 @@ class ReLU(_Elementwise):
 
     type_name = "relu"
 
-    def forward(self, inputs, ctx):
-        x = inputs[0]
-        return [wrap(x._backend.binary["maximum"](_single(x), np.float32(0)), x._backend)]
+    def apply(self, ops, x):
+        return ops.maximum(x, 0.0)
 
-    def backward(self, inputs, outputs, deltas, ctx):
-        be = outputs[0]._backend
-        return [wrap(be.binary["mul"](deltas[0].data, be.binary["gt"](outputs[0].data, 0)), be)]
+    def slope(self, ops, y):
+        return ops.gt(y, 0.0)
 
 
 @register_layer
@@ -41,14 +43,11 @@ class Sigmoid(_Elementwise):
 
     type_name = "sigmoid"
 
-    def forward(self, inputs, ctx):
-        x = inputs[0]
-        return [wrap(x._backend.unary["sigmoid"](_single(x)), x._backend)]
+    def apply(self, ops, x):
+        return ops.sigmoid(x)
 
-    def backward(self, inputs, outputs, deltas, ctx):
-        be = outputs[0]._backend
-        y = outputs[0].data
-        return [wrap(be.binary["mul"](deltas[0].data, be.binary["mul"](y, be.binary["sub"](np.float32(1), y))), be)]
+    def slope(self, ops, y):
+        return ops.mul(y, ops.sub(1.0, y))
 
 
 @register_layer
@@ -57,20 +56,22 @@ class Tanh(_Elementwise):
 
     type_name = "tanh"
 
-    def forward(self, inputs, ctx):
-        x = inputs[0]
-        return [wrap(x._backend.unary["tanh"](_single(x)), x._backend)]
+    def apply(self, ops, x):
+        return ops.tanh(x)
 
-    def backward(self, inputs, outputs, deltas, ctx):
-        be = outputs[0]._backend
-        y = outputs[0].data
-        return [wrap(be.binary["mul"](deltas[0].data, be.binary["sub"](np.float32(1), be.binary["mul"](y, y))), be)]
+    def slope(self, ops, y):
+        return ops.sub(1.0, ops.mul(y, y))
 
 
 @register_layer
 class Dropout(Layer):
     """In the train phase zero each value with probability dropout_ratio and scale the rest
-    by 1 / (1 - dropout_ratio); identity in the test phase."""
+    by 1 / (1 - dropout_ratio); identity in the test phase.
+
+    The mask is drawn on the device from the counter-based generator (Philox4x32-10), keyed
+    by the run's seed and this layer's name and counted by (iteration, sample index,
+    element): a sample gets the same mask in any batch, sub-batch or worker, on any backend.
+    """
 
     type_name = "dropout"
     defaults = {"dropout_ratio": 0.5}
@@ -88,20 +89,23 @@ class Dropout(Layer):
         return [type(in_specs[0])(in_specs[0].shape, "single")]
 
     def forward(self, inputs, ctx):
-        x = inputs[0]
-        be = x._backend
+        ops = ctx.ops
+        per = self.in_specs[0].size
+        n = batch_size(inputs[0], self.in_specs[0])
+        x = ops.single(ops.native(inputs[0], (per, n)))
+        shape = full_shape(self.in_specs[0], n)
         if ctx.phase != "train" or self.ratio == 0:
-            return [wrap(_single(x), be)]
-        keep = (ctx.rng.random(x.shape, dtype=np.float32) >= self.ratio).astype(np.float32)
-        mask = be.from_numpy(np.asfortranarray(keep * np.float32(1.0 / (1.0 - self.ratio))))
+            return [ops.wrap(ops.reshape(x, shape))]
+        u = ctx.uniform(self.name, x.shape[1], per)
+        mask = ops.where(ops.ge(u, np.float32(self.ratio)), np.float32(1.0 / (1.0 - self.ratio)), np.float32(0))
         if ctx.need_backward:
             ctx.saved[self.name] = mask
-        return [wrap(be.binary["mul"](_single(x), mask), be)]
+        return [ops.wrap(ops.reshape(ops.mul(x, mask), shape))]
 
     def backward(self, inputs, outputs, deltas, ctx):
-        dy = deltas[0]
-        be = dy._backend
+        ops = ctx.ops
         mask = ctx.saved.pop(self.name, None)
         if mask is None:
-            return [dy]
-        return [wrap(be.binary["mul"](dy.data, mask), be)]
+            return [deltas[0]]
+        dx = ops.mul(ops.native(deltas[0], mask.shape), mask)
+        return [ops.wrap(ops.reshape(dx, full_shape(self.in_specs[0], mask.shape[1])))]

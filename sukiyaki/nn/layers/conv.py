@@ -1,9 +1,14 @@
-"""convolution_2d and pooling_2d layers (blobs (h, w, c, n)); kernels come from backend.nn."""
+"""convolution_2d and pooling_2d layers (blobs (h, w, c, n)); kernels come from the backend.
+
+Each layer builds its :class:`sukiyaki.nn.shapes.ConvSpec` / ``PoolSpec`` once, when the
+network is planned, and hands it to the backend's kernels.
+"""
 
 import numpy as np
 
 from sukiyaki.nn.layer import REQUIRED, BlobSpec, Layer, batch_size, register_layer
-from sukiyaki.nn.layers._util import F32, full_shape, he_normal, native, wrap
+from sukiyaki.nn.layers._util import full_shape, he_normal
+from sukiyaki.nn.shapes import ConvSpec, PoolSpec
 
 
 def _image_spec(layer, spec):
@@ -11,6 +16,12 @@ def _image_spec(layer, spec):
     if len(shape) > 3:
         raise layer.error(f"expects an image blob (h, w, c), got per-sample shape {spec}")
     return tuple(shape) + (1,) * (3 - len(shape))
+
+
+def _image(layer, x, ops):
+    """(native float32 (h, w, c, n) array of x, n) as the layer's spec sees it."""
+    n = batch_size(x, layer.in_specs[0])
+    return ops.single(ops.native(x, tuple(layer.spec.in_shape) + (n,))), n
 
 
 @register_layer
@@ -41,11 +52,12 @@ class Convolution2D(Layer):
         h, w, c = _image_spec(self, in_specs[0])
         if c != self.in_size:
             raise self.error(f"in_size is {self.in_size} but the input has {c} channels ({in_specs[0]})")
-        oh = (h + 2 * self.pad[0] - self.ksize[0]) // self.stride[0] + 1
-        ow = (w + 2 * self.pad[1] - self.ksize[1]) // self.stride[1] + 1
-        if oh <= 0 or ow <= 0:
-            raise self.error(f"kernel {self.ksize} with pad {self.pad} does not fit the {h}x{w} input")
-        return [BlobSpec((oh, ow, self.out_size), "single")]
+        try:
+            self.spec = ConvSpec.make((h, w, c), self.out_size, self.ksize, self.stride, self.pad, self.group,
+                                      getattr(self, "layout", "hwcn"))
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+        return [BlobSpec(self.spec.out_shape, "single")]
 
     def param_shapes(self):
         shapes = {"weight": (self.ksize[0], self.ksize[1], self.in_size // self.group, self.out_size)}
@@ -61,33 +73,27 @@ class Convolution2D(Layer):
             out["bias"] = np.zeros(self.out_size, np.float32)
         return out
 
-    def _image(self, x):
-        """(backend, native single (h, w, c, n) array, n) of the input x."""
-        be = x._backend
-        n = batch_size(x, self.in_specs[0])
-        xd = native(x, full_shape(BlobSpec(_image_spec(self, self.in_specs[0])), n))
-        return be, (xd if xd.dtype == F32 else be.astype(xd, F32)), n
-
     def forward(self, inputs, ctx):
-        be, xd, _ = self._image(inputs[0])
-        b = native(self.weights["bias"], (self.out_size,)) if "bias" in self.weights else None
-        w = native(self.weights["weight"], self.param_shapes()["weight"])
-        y, cache = be.nn.conv2d_forward(xd, w, b, self.stride, self.pad, self.group, keep=ctx.need_backward)
+        ops = ctx.ops
+        x, _ = _image(self, inputs[0], ops)
+        b = ops.native(self.weights["bias"], (self.out_size,)) if "bias" in self.weights else None
+        w = ops.native(self.weights["weight"], self.spec.weight_shape)
+        y, cache = ops.nn.conv2d_forward(x, w, b, self.spec, ctx.need_backward)
         if cache is not None:
             ctx.saved[self.name] = cache
-        return [wrap(y, be)]
+        return [ops.wrap(y)]
 
     def backward(self, inputs, outputs, deltas, ctx):
-        be, xd, n = self._image(inputs[0])
-        dy = native(deltas[0], full_shape(self.out_specs[0], n))
-        w = native(self.weights["weight"], self.param_shapes()["weight"])
-        need_dx = self.needs_input_grad(0)
+        ops = ctx.ops
+        x, n = _image(self, inputs[0], ops)
+        dy = ops.native(deltas[0], full_shape(self.out_specs[0], n))
+        w = ops.native(self.weights["weight"], self.spec.weight_shape)
         cache = ctx.saved.pop(self.name, None)
-        dx, dw, db = be.nn.conv2d_backward(xd, w, dy, self.stride, self.pad, self.group, need_dx, True, cache)
-        self.accumulate_grad("weight", wrap(dw, be))
+        dx, dw, db = ops.nn.conv2d_backward(x, w, dy, self.spec, self.needs_input_grad(0), True, cache)
+        self.accumulate_grad("weight", ops.wrap(dw))
         if "bias" in self.weights:
-            self.accumulate_grad("bias", wrap(be.reshape(db, (self.out_size, 1)), be))
-        return [wrap(dx, be) if dx is not None else None]
+            self.accumulate_grad("bias", ops.wrap(db))
+        return [ops.wrap(dx) if dx is not None else None]
 
 
 @register_layer
@@ -123,28 +129,23 @@ class Pooling2D(Layer):
         h, w, c = _image_spec(self, in_specs[0])
         if self.global_pool:
             self.ksize, self.stride, self.pad = (h, w), (1, 1), (0, 0)
-        from sukiyaki.backends.numpy.nn import pool_out_size
-
-        oh = pool_out_size(h, self.ksize[0], self.stride[0], self.pad[0], self.cover_all)
-        ow = pool_out_size(w, self.ksize[1], self.stride[1], self.pad[1], self.cover_all)
-        if oh <= 0 or ow <= 0:
-            raise self.error(f"kernel {self.ksize} does not fit the {h}x{w} input")
-        return [BlobSpec((oh, ow, c), in_specs[0].klass)]
+        try:
+            self.spec = PoolSpec.make((h, w, c), self.mode, self.ksize, self.stride, self.pad, self.cover_all,
+                                      getattr(self, "layout", "hwcn"))
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+        return [BlobSpec(self.spec.out_shape, in_specs[0].klass)]
 
     def forward(self, inputs, ctx):
-        x = inputs[0]
-        be = x._backend
-        n = batch_size(x, self.in_specs[0])
-        xd = native(x, full_shape(BlobSpec(_image_spec(self, self.in_specs[0])), n))
-        y, cache = be.nn.pool2d_forward(xd, self.mode, self.ksize, self.stride, self.pad, self.cover_all)
-        if ctx.need_backward:
+        ops = ctx.ops
+        x, _ = _image(self, inputs[0], ops)
+        y, cache = ops.nn.pool2d_forward(x, self.spec, ctx.need_backward)
+        if cache is not None:
             ctx.saved[self.name] = cache
-        return [wrap(y, be)]
+        return [ops.wrap(y)]
 
     def backward(self, inputs, outputs, deltas, ctx):
-        dy = deltas[0]
-        be = dy._backend
-        cache = ctx.saved.pop(self.name)
-        n = cache[2][0]
-        dyd = native(dy, full_shape(self.out_specs[0], n))
-        return [wrap(be.nn.pool2d_backward(dyd, cache, self.mode, self.ksize, self.stride, self.pad), be)]
+        ops = ctx.ops
+        n = batch_size(deltas[0], self.out_specs[0])
+        dy = ops.native(deltas[0], full_shape(self.out_specs[0], n))
+        return [ops.wrap(ops.nn.pool2d_backward(dy, self.spec, ctx.saved.pop(self.name)))]

@@ -1,11 +1,16 @@
 """Data layers and data_augmentation.
 
-A data layer takes the network input ``batch`` (0-based sample indices, any int vector)
-and outputs the images of those samples (h, w, c, n) and their labels (1, n), int32,
-0-based. Its source can be replaced without touching the definition
+A data layer takes the network input ``batch`` (0-based sample indices, any int vector,
+kept on the host) and outputs the images of those samples (h, w, c, n) and their labels
+(1, n), int32, 0-based, uploaded to the network's device: the only transfers of a
+training step. Its source can be replaced without touching the definition
 (``Net(..., data_sources={layer_name: (images, labels)})`` or ``layer.set_source``), so the
 original's definitions, whose ``blob_data`` layers name files of the authors' machines,
-load unchanged.
+load unchanged. Labels are checked when a source is set (integers, not negative) and
+against the class count of the layers that read them when the network is planned.
+
+``data_augmentation`` runs on the device; its random crops and flips are drawn from the
+counter-based generator (see :mod:`sukiyaki.nn.context`), per sample.
 """
 
 import json
@@ -13,9 +18,28 @@ import os
 
 import numpy as np
 
-from sukiyaki.backends import get_backend
 from sukiyaki.nn.layer import REQUIRED, BlobSpec, Layer, register_layer
-from sukiyaki.nn.layers._util import wrap
+from sukiyaki.nn.ops import I32
+from sukiyaki.nn.shapes import CropSpec
+
+
+def check_labels(labels, where):
+    """Labels as int32 (1, n), after checking they are integers >= 0 (ValueError naming where)."""
+    a = np.asarray(labels)
+    if a.dtype.kind not in "iuf" or a.dtype.kind == "b":
+        raise ValueError(f"{where}: labels must be integers, got {a.dtype}")
+    a = a.reshape(-1)
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.trunc(a))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{where}: label {a[i]!r} (sample {i}) is not an integer")
+    if a.size and a.min() < 0:
+        i = int(np.argmin(a))
+        raise ValueError(f"{where}: label {a[i]:g} (sample {i}) is negative (labels are 0-based class ids)")
+    if a.size and a.max() >= 2 ** 31:
+        raise ValueError(f"{where}: label {a.max():g} does not fit int32")
+    return a.astype(np.int32).reshape(1, -1)
 
 
 class DataLayer(Layer):
@@ -29,17 +53,38 @@ class DataLayer(Layer):
         super().__init__(name, params)
         self.images = None
         self.labels = None
+        self.label_readers = {}  # layer name -> classes it accepts (set when a network is planned)
 
     def set_source(self, images, labels):
-        """Use these arrays: images (h, w, c, n) and labels (1, n) int 0-based."""
+        """Use these arrays: images (h, w, c, n) and labels (n,) or (1, n), integer 0-based class ids."""
         images = np.asarray(images)
-        labels = np.asarray(labels).reshape(1, -1).astype(np.int32)
+        if images.dtype.kind not in "biuf":
+            raise self.error(f"images must be numbers, got {images.dtype}")
+        labels = check_labels(labels, f"{self.type_name} '{self.name}'")
         if images.ndim < 2:
             raise self.error(f"images must be (h, w, c, n), got shape {images.shape}")
         images = images.reshape(images.shape + (1,) * (4 - images.ndim)) if images.ndim < 4 else images
         if images.shape[-1] != labels.shape[1]:
             raise self.error(f"{images.shape[-1]} images but {labels.shape[1]} labels")
+        self._check_label_range(labels, self.label_readers)
         self.images, self.labels = images, labels
+
+    def expect_labels_below(self, classes, reader):
+        """Record that layer ``reader`` takes this layer's labels as ids of ``classes`` classes;
+        a loaded source is checked now, a later one when it is set."""
+        if self.labels is not None:
+            self._check_label_range(self.labels, {reader: classes})
+        self.label_readers[reader] = classes
+
+    def _check_label_range(self, labels, readers):
+        if not readers or not labels.size:
+            return
+        top = int(labels.max())
+        for reader, classes in readers.items():
+            if top >= classes:
+                i = int(np.argmax(labels.reshape(-1)))
+                raise self.error(f"label {top} (sample {i}) is out of range for the {classes} classes of "
+                                 f"layer '{reader}' (labels are 0-based)")
 
     def load_source(self):
         """Read the source named by the parameters (called lazily on first use)."""
@@ -63,6 +108,7 @@ class DataLayer(Layer):
         return [self.sample_spec(), BlobSpec((1,), "int32")]
 
     def forward(self, inputs, ctx):
+        """inputs[0]: host integer sample indices (a numpy array or list; a Matrix is read back)."""
         self._ensure()
         idx = inputs[0]
         idx = np.asarray(idx.to_numpy() if hasattr(idx, "to_numpy") else idx).reshape(-1)
@@ -73,13 +119,14 @@ class DataLayer(Layer):
         n = self.images.shape[-1]
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise self.error(f"batch index {int(idx.max() if idx.max() >= n else idx.min())} out of range for {n} samples (0-based)")
-        be = get_backend(ctx.device)
+        ctx.set_sample_ids(idx)
+        ops = ctx.ops
         x = np.asfortranarray(self.images[..., idx])
         t = self.labels[:, idx]
         klass = "uint8" if x.dtype == np.uint8 else "single"
         if klass == "single" and x.dtype != np.float32:
             x = x.astype(np.float32)
-        return [wrap(be.from_numpy(x), be, klass), wrap(be.from_numpy(t), be, "int32")]
+        return [ops.wrap(ops.upload(x), klass), ops.wrap(ops.upload(t), "int32")]
 
     def backward(self, inputs, outputs, deltas, ctx):
         return [None]
@@ -156,7 +203,13 @@ class BlobData(DataLayer):
                 raise self.error(f"data file {p!r} not found; replace the source with data_sources=", FileNotFoundError)
         with open(label_path, encoding="utf-8") as f:
             try:
-                labels = np.asarray(json.load(f), dtype=np.int32).reshape(1, -1)
+                raw_labels = json.load(f)
+                if not isinstance(raw_labels, list) or any(isinstance(v, (bool, list, dict, str)) or v is None
+                                                           for v in raw_labels):
+                    raise ValueError("expected a flat list of numbers")
+                labels = check_labels(np.asarray(raw_labels, dtype=np.float64), repr(label_path))
+            except RecursionError:
+                raise self.error(f"{label_path!r}: the JSON nests too deeply to be a list of labels") from None
             except (ValueError, TypeError) as exc:
                 raise self.error(f"{label_path!r} is not a JSON list of integer labels ({exc})") from None
         raw = np.fromfile(data_path, dtype=dtype)
@@ -198,15 +251,56 @@ class DataAugmentation(Layer):
         want = self.aug["input_klass"]
         if want is not None and in_specs[0].klass != want:
             raise self.error(f"input_klass is '{want}' but the input is {in_specs[0]}")
+        mean = self.aug["mean"]
+        if mean is not None:
+            try:
+                np.broadcast_shapes(mean.shape, shape)
+            except ValueError:
+                raise self.error(f"mean of shape {mean.shape} does not fit the input {in_specs[0]}") from None
+        self.crop = CropSpec(shape, (oh, ow, shape[2]), getattr(self, "layout", "hwcn"))
+        self._means = {}
         return [BlobSpec((oh, ow, shape[2]), "single")]
 
     def forward(self, inputs, ctx):
-        from sukiyaki.data.augment import augment
-
+        ops = ctx.ops
         x = inputs[0]
-        be = x._backend
-        y = augment(x.to_numpy() if not be.is_gpu else be.to_numpy(x.data), self.aug, ctx.rng, train=ctx.phase == "train")
-        return [wrap(be.from_numpy(y), be)]
+        h, w, c = self.crop.in_shape
+        oh, ow, _ = self.crop.out_shape
+        n = x.numel // (h * w * c)
+        y = ops.single(ops.native(x, (h, w, c, n)))
+        if self.aug["mean"] is not None:
+            y = ops.sub(y, self._mean(ops))
+        y = ops.mul(y, np.float32(self.aug["scale"]))
+        train = ctx.phase == "train"
+        if train and (self.aug["random_crop"] or self.aug["random_flip"]):
+            u = ctx.uniform(self.name, n, 3)  # per sample: top, left, flip
+        if train and self.aug["random_crop"]:
+            top = self._draw(ops, u, 0, h - oh + 1)
+            left = self._draw(ops, u, 1, w - ow + 1)
+        else:
+            top = ops.full((n,), (h - oh) // 2, I32)
+            left = ops.full((n,), (w - ow) // 2, I32)
+        if train and self.aug["random_flip"]:
+            flip = ops.reshape(ops.ge(ops.slice(u, 0, 2, 3), np.float32(0.5)), (n,))
+        else:
+            flip = ops.full((n,), False, np.dtype(bool))
+        return [ops.wrap(ops.nn.crop_flip(y, self.crop, top, left, flip))]
+
+    @staticmethod
+    def _draw(ops, u, row, count):
+        """Integers in 0..count-1 from row `row` of the uniforms u (3, n), as int32 (n,)."""
+        k = ops.floor(ops.mul(ops.slice(u, 0, row, row + 1), np.float32(count)))
+        k = ops.minimum(k, np.float32(count - 1))  # a product that rounds up to count
+        return ops.reshape(ops.astype(k, I32), (u.shape[1],))
+
+    def _mean(self, ops):
+        """The mean image (h, w, c, 1) on the network's device (uploaded once per backend)."""
+        cached = self._means.get(ops.name)
+        if cached is None:
+            h, w, c = self.crop.in_shape
+            mean = np.broadcast_to(self.aug["mean"], (h, w, c)).astype(np.float32)
+            cached = self._means[ops.name] = ops.upload(np.asfortranarray(mean.reshape(h, w, c, 1)))
+        return cached
 
     def backward(self, inputs, outputs, deltas, ctx):
         return [None]

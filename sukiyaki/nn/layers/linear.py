@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from sukiyaki.nn.layer import REQUIRED, BlobSpec, Layer, batch_size, register_layer
-from sukiyaki.nn.layers._util import he_normal, native, wrap
+from sukiyaki.nn.layers._util import full_shape, he_normal
 
 
 @register_layer
@@ -54,26 +54,26 @@ class Linear(Layer):
         return out
 
     def forward(self, inputs, ctx):
+        ops = ctx.ops
         x = inputs[0]
-        be = x._backend
         n = batch_size(x, self.in_specs[0])
-        x2 = native(x, (self.in_size, n))
-        W = native(self.weights["weight"], (self.in_size, self.out_size))
-        y = be.matmul(be.transpose(W, (1, 0)), x2)
+        x2 = ops.single(ops.native(x, (self.in_size, n)))
+        W = ops.native(self.weights["weight"], (self.in_size, self.out_size))
+        y = ops.matmul(W, x2, trans_x=True)
         if "bias" in self.weights:
-            y = be.binary["add"](y, native(self.weights["bias"], (self.out_size, 1)))
-        return [wrap(y, be)]
+            y = ops.add(y, ops.native(self.weights["bias"], (self.out_size, 1)))
+        return [ops.wrap(y)]
 
     def backward(self, inputs, outputs, deltas, ctx):
+        ops = ctx.ops
         x = inputs[0]
-        be = x._backend
         n = batch_size(x, self.in_specs[0])
-        x2 = native(x, (self.in_size, n))
-        dy = native(deltas[0], (self.out_size, n))
-        W = native(self.weights["weight"], (self.in_size, self.out_size))
-        # (dy x2')' is x2 dy' laid out column-major, like the weight itself
-        self.accumulate_grad("weight", wrap(be.transpose(be.matmul(dy, be.transpose(x2, (1, 0))), (1, 0)), be))
+        x2 = ops.single(ops.native(x, (self.in_size, n)))
+        dy = ops.native(deltas[0], (self.out_size, n))
+        W = ops.native(self.weights["weight"], (self.in_size, self.out_size))
+        self.accumulate_grad("weight", ops.wrap(ops.matmul(x2, dy, trans_y=True)))  # x dy': (in, out)
         if "bias" in self.weights:
-            self.accumulate_grad("bias", wrap(be.reduce("sum", dy, 1), be))
-        dx = be.matmul(W, dy)
-        return [wrap(be.reshape(dx, tuple(self.in_specs[0].shape) + (n,)), be)]
+            self.accumulate_grad("bias", ops.wrap(ops.sum(dy, 1)))
+        if not self.needs_input_grad(0):
+            return [None]
+        return [ops.wrap(ops.reshape(ops.matmul(W, dy), full_shape(self.in_specs[0], n)))]

@@ -1,54 +1,49 @@
 """Output layers: softmax_cross_entropy, softmax, loss (mean squared error), accuracy.
 
 Scores are (c, n) (any per-sample shape is flattened to c values); labels are int32
-(1, n) with 0-based class ids, as the original's data layers give them.
+(1, n) with 0-based class ids, as the original's data layers give them. Labels are
+checked when their data source is loaded and when the network is planned (a label
+outside 0..c-1 is an error there); the layers themselves never read values back.
 """
 
 import numpy as np
 
 from sukiyaki.nn.layer import BlobSpec, Layer, batch_size, register_layer
-from sukiyaki.nn.layers._util import F32, native, wrap
+from sukiyaki.nn.layers._util import full_shape
+from sukiyaki.nn.ops import I32
 
 
-def _scores_and_labels(layer, inputs):
+def _scores_and_labels(layer, inputs, ops):
     x, t = inputs
-    be = x._backend
     c = layer.in_specs[0].size
     n = batch_size(x, layer.in_specs[0])
-    xd = native(x, (c, n))
-    if xd.dtype != F32:
-        xd = be.astype(xd, F32)
     if t.numel != n:
         raise layer.error(f"got {t.numel} labels for {n} samples")
-    td = native(t, (1, n))
-    lo = be.item(be.reduce("min", td, 1)) if n else 0
-    hi = be.item(be.reduce("max", td, 1)) if n else 0
-    if n and (lo < 0 or hi >= c):
-        bad = lo if lo < 0 else hi
-        raise layer.error(f"label {bad} is out of range for {c} classes (labels are 0-based)")
-    return be, xd, td, c, n
+    return ops.single(ops.native(x, (c, n))), ops.native(t, (1, n)), c, n
 
 
-def _log_softmax(be, xd):
-    m = be.reduce("max", xd, 0)
-    z = be.binary["sub"](xd, m)
-    e = be.unary["exp"](z)
-    s = be.reduce("sum", e, 0)
-    return z, e, s
+def _log_softmax(ops, xd):
+    """(x - max, exp(x - max), sum of exp) along the class axis."""
+    z = ops.sub(xd, ops.max(xd, 0))
+    e = ops.exp(z)
+    return z, e, ops.sum(e, 0)
 
 
-def _one_hot(be, td, c):
-    classes = be.reshape(be.arange(0, 1, c, np.dtype(np.int32)), (c, 1))
-    return be.binary["eq"](classes, td)
+def _one_hot(ops, td, c):
+    """(c, n) logical: class k of sample j is its label."""
+    return ops.eq(ops.reshape(ops.arange(c, I32), (c, 1)), td)
 
 
 class _TwoInputs(Layer):
     n_inputs = 2
+    #: the label input, whose values are checked against the class count when planned
+    label_input = 1
 
     def infer(self, in_specs):
         self.expect_inputs(in_specs)
         if in_specs[1].size != 1:
             raise self.error(f"the label input must hold one value per sample, got {in_specs[1]}")
+        self.classes = in_specs[0].size
         return [BlobSpec((1,), "single")]
 
 
@@ -59,23 +54,23 @@ class SoftmaxCrossEntropy(_TwoInputs):
     type_name = "softmax_cross_entropy"
 
     def forward(self, inputs, ctx):
-        be, xd, td, c, n = _scores_and_labels(self, inputs)
-        z, e, s = _log_softmax(be, xd)
-        logp = be.binary["sub"](z, be.unary["log"](s))
-        onehot = _one_hot(be, td, c)
-        picked = be.reduce("sum", be.where(onehot, logp, np.float32(0)), 0)
-        loss = be.binary["div"](be.reduce("sum", picked, 1), np.float32(-max(n, 1)))
+        ops = ctx.ops
+        xd, td, c, n = _scores_and_labels(self, inputs, ops)
+        z, e, s = _log_softmax(ops, xd)
+        logp = ops.sub(z, ops.log(s))
+        onehot = _one_hot(ops, td, c)
+        picked = ops.sum(ops.where(onehot, logp, np.float32(0)), 0)
+        loss = ops.div(ops.sum(picked, 1), np.float32(-max(n, 1)))
         if ctx.need_backward:
-            ctx.saved[self.name] = (be.binary["div"](e, s), onehot, n)
-        return [wrap(be.reshape(be.astype(loss, F32), (1, 1)), be)]
+            ctx.saved[self.name] = (ops.div(e, s), onehot, n)
+        return [ops.wrap(ops.single(loss))]
 
     def backward(self, inputs, outputs, deltas, ctx):
+        ops = ctx.ops
         p, onehot, n = ctx.saved.pop(self.name)
-        dtop = deltas[0]
-        be = dtop._backend
-        scale = be.binary["div"](dtop.data, np.float32(max(n, 1)))
-        g = be.binary["mul"](be.binary["sub"](p, be.astype(onehot, F32)), scale)
-        return [wrap(be.reshape(g, tuple(self.in_specs[0].shape) + (n,)), be), None]
+        scale = ops.div(ops.native(deltas[0], (1, 1)), np.float32(max(n, 1)))
+        g = ops.mul(ops.sub(p, ops.single(onehot)), scale)
+        return [ops.wrap(ops.reshape(g, full_shape(self.in_specs[0], n))), None]
 
 
 @register_layer
@@ -86,29 +81,25 @@ class Softmax(Layer):
     keeps_inputs = False
     keeps_outputs = True
 
-    def forward(self, inputs, ctx):
-        x = inputs[0]
-        be = x._backend
-        c = self.in_specs[0].size
-        n = batch_size(x, self.in_specs[0])
-        xd = native(x, (c, n))
-        _, e, s = _log_softmax(be, be.astype(xd, F32))
-        return [wrap(be.reshape(be.binary["div"](e, s), tuple(self.in_specs[0].shape) + (n,)), be)]
-
     def infer(self, in_specs):
         self.expect_inputs(in_specs)
         return [BlobSpec(in_specs[0].shape, "single")]
 
-    def backward(self, inputs, outputs, deltas, ctx):
-        y = outputs[0]
-        be = y._backend
+    def forward(self, inputs, ctx):
+        ops = ctx.ops
         c = self.in_specs[0].size
-        n = batch_size(y, self.in_specs[0])
-        yd = native(y, (c, n))
-        dy = native(deltas[0], (c, n))
-        dot = be.reduce("sum", be.binary["mul"](yd, dy), 0)
-        dx = be.binary["mul"](yd, be.binary["sub"](dy, dot))
-        return [wrap(be.reshape(dx, tuple(self.in_specs[0].shape) + (n,)), be)]
+        n = batch_size(inputs[0], self.in_specs[0])
+        _, e, s = _log_softmax(ops, ops.single(ops.native(inputs[0], (c, n))))
+        return [ops.wrap(ops.reshape(ops.div(e, s), full_shape(self.in_specs[0], n)))]
+
+    def backward(self, inputs, outputs, deltas, ctx):
+        ops = ctx.ops
+        c = self.in_specs[0].size
+        n = batch_size(outputs[0], self.in_specs[0])
+        yd = ops.native(outputs[0], (c, n))
+        dy = ops.native(deltas[0], (c, n))
+        dx = ops.mul(yd, ops.sub(dy, ops.sum(ops.mul(yd, dy), 0)))
+        return [ops.wrap(ops.reshape(dx, full_shape(self.in_specs[0], n)))]
 
 
 @register_layer
@@ -125,25 +116,25 @@ class MeanSquaredError(Layer):
         return [BlobSpec((1,), "single")]
 
     def forward(self, inputs, ctx):
+        ops = ctx.ops
         x, t = inputs
-        be = x._backend
         if x.numel != t.numel:
             raise self.error(f"inputs differ in size: {x.numel} and {t.numel} values")
-        xd = be.astype(native(x, (x.numel, 1)), F32)
-        td = be.astype(native(t, (t.numel, 1)), F32)
-        d = be.binary["sub"](xd, td)
-        loss = be.binary["div"](be.reduce("sum", be.binary["mul"](d, d), 0), np.float32(max(x.numel, 1)))
+        d = ops.sub(ops.single(ops.native(x, (x.numel, 1))), ops.single(ops.native(t, (t.numel, 1))))
+        loss = ops.div(ops.sum(ops.mul(d, d), 0), np.float32(max(x.numel, 1)))
         if ctx.need_backward:
-            ctx.saved[self.name] = (d, x.shape, t.shape)
-        return [wrap(loss, be)]
+            n = batch_size(x, self.in_specs[0])
+            ctx.saved[self.name] = (d, n)
+        return [ops.wrap(loss)]
 
     def backward(self, inputs, outputs, deltas, ctx):
-        d, xs, ts = ctx.saved.pop(self.name)
-        dtop = deltas[0]
-        be = dtop._backend
-        g = be.binary["mul"](d, be.binary["div"](be.binary["mul"](dtop.data, np.float32(2)), np.float32(max(d.shape[0], 1))))
-        neg = be.binary["sub"](np.float32(0), g)
-        return [wrap(be.reshape(g, xs), be), wrap(be.reshape(neg, ts), be)]
+        ops = ctx.ops
+        d, n = ctx.saved.pop(self.name)
+        dtop = ops.native(deltas[0], (1, 1))
+        g = ops.mul(d, ops.div(ops.mul(dtop, np.float32(2)), np.float32(max(d.shape[0], 1))))
+        neg = ops.sub(np.float32(0), g)
+        return [ops.wrap(ops.reshape(g, full_shape(self.in_specs[0], n))),
+                ops.wrap(ops.reshape(neg, full_shape(self.in_specs[1], n)))]
 
 
 @register_layer
@@ -154,11 +145,11 @@ class Accuracy(_TwoInputs):
     keeps_inputs = False
 
     def forward(self, inputs, ctx):
-        be, xd, td, c, n = _scores_and_labels(self, inputs)
-        _, idx = be.argreduce("max", xd, 0)
-        hits = be.binary["eq"](be.astype(idx, np.dtype(np.int32)), td)
-        acc = be.binary["div"](be.reduce("sum", be.astype(hits, F32), 1), np.float32(max(n, 1)))
-        return [wrap(be.reshape(acc, (1, 1)), be)]
+        ops = ctx.ops
+        xd, td, c, n = _scores_and_labels(self, inputs, ops)
+        hits = ops.eq(ops.astype(ops.argmax(xd, 0), I32), td)
+        acc = ops.div(ops.sum(ops.single(hits), 1), np.float32(max(n, 1)))
+        return [ops.wrap(ops.reshape(acc, (1, 1)))]
 
     def backward(self, inputs, outputs, deltas, ctx):
         return [None, None]

@@ -3,7 +3,7 @@
 import numpy as np
 
 from sukiyaki.nn.layer import REQUIRED, Layer, batch_size, register_layer
-from sukiyaki.nn.layers._util import F32, full_shape, native, reduce_axes, wrap
+from sukiyaki.nn.layers._util import full_shape
 
 
 @register_layer
@@ -56,57 +56,55 @@ class BatchNormalization(Layer):
         return shape, bshape, axes
 
     def forward(self, inputs, ctx):
+        ops = ctx.ops
         x = inputs[0]
-        be = x._backend
         n = batch_size(x, self.in_specs[0])
         shape, bshape, axes = self._layout(n)
-        xd = native(x, shape)
-        if xd.dtype != F32:
-            xd = be.astype(xd, F32)
-        gamma = native(self.weights["gamma"], bshape)
-        beta = native(self.weights["beta"], bshape)
+        xd = ops.single(ops.native(x, shape))
+        gamma = ops.native(self.weights["gamma"], bshape)
+        beta = ops.native(self.weights["beta"], bshape)
         eps = np.float32(self.params["eps"])
-        sub, mul, div = be.binary["sub"], be.binary["mul"], be.binary["div"]
         if ctx.phase == "train":
             m = int(np.prod(shape)) // self.in_size
-            mean = div(reduce_axes(be, "sum", xd, axes), np.float32(m))
-            xc = sub(xd, mean)
-            var = div(reduce_axes(be, "sum", mul(xc, xc), axes), np.float32(m))
-            inv_std = div(np.float32(1), be.unary["sqrt"](be.binary["add"](var, eps)))
-            xhat = mul(xc, inv_std)
-            d = np.float32(self.params["decay"])
-            rm = self.states["running_mean"]
-            rv = self.states["running_var"]
-            adjust = np.float32(m / max(m - 1, 1))
-            self.states["running_mean"] = wrap(be.binary["add"](mul(d, rm.data), mul(np.float32(1 - d), be.reshape(mean, rm.shape))), be)
-            self.states["running_var"] = wrap(be.binary["add"](mul(d, rv.data), mul(np.float32((1 - d) * adjust), be.reshape(var, rv.shape))), be)
+            mean = ops.div(ops.sum(xd, axes), np.float32(m))
+            xc = ops.sub(xd, mean)
+            var = ops.div(ops.sum(ops.mul(xc, xc), axes), np.float32(m))
+            inv_std = ops.div(np.float32(1), ops.sqrt(ops.add(var, eps)))
+            xhat = ops.mul(xc, inv_std)
+            self._update_running(ops, mean, var, m)
             if ctx.need_backward:
                 ctx.saved[self.name] = (xhat, inv_std, m)
         else:
-            rm = native(self.states["running_mean"], bshape)
-            rv = native(self.states["running_var"], bshape)
-            inv_std = div(np.float32(1), be.unary["sqrt"](be.binary["add"](rv, eps)))
-            xhat = mul(sub(xd, rm), inv_std)
+            rm = ops.native(self.states["running_mean"], bshape)
+            rv = ops.native(self.states["running_var"], bshape)
+            inv_std = ops.div(np.float32(1), ops.sqrt(ops.add(rv, eps)))
+            xhat = ops.mul(ops.sub(xd, rm), inv_std)
             if ctx.need_backward:
                 ctx.saved[self.name] = (xhat, inv_std, None)
-        y = be.binary["add"](mul(gamma, xhat), beta)
-        return [wrap(y, be)]
+        return [ops.wrap(ops.add(ops.mul(gamma, xhat), beta))]
+
+    def _update_running(self, ops, mean, var, m):
+        """r = decay * r + (1 - decay) * batch statistic, in place (the variance unbiased)."""
+        d = float(self.params["decay"])
+        adjust = m / max(m - 1, 1)
+        for key, stat, factor in (("running_mean", mean, 1.0 - d), ("running_var", var, (1.0 - d) * adjust)):
+            r = ops.native(self.states[key])
+            stat = ops.reshape(stat, r.shape)
+            ops.scale_(r, d)
+            ops.axpy_(r, factor, stat)
 
     def backward(self, inputs, outputs, deltas, ctx):
-        dy = deltas[0]
-        be = dy._backend
+        ops = ctx.ops
         xhat, inv_std, m = ctx.saved.pop(self.name)
-        n = batch_size(dy, self.out_specs[0])
+        n = batch_size(deltas[0], self.out_specs[0])
         shape, bshape, axes = self._layout(n)
-        dyd = native(dy, shape)
-        mul, sub = be.binary["mul"], be.binary["sub"]
-        dbeta = reduce_axes(be, "sum", dyd, axes)
-        dgamma = reduce_axes(be, "sum", mul(dyd, xhat), axes)
-        self.accumulate_grad("gamma", wrap(be.reshape(dgamma, (self.in_size, 1)), be))
-        self.accumulate_grad("beta", wrap(be.reshape(dbeta, (self.in_size, 1)), be))
-        gamma = native(self.weights["gamma"], bshape)
+        dyd = ops.native(deltas[0], shape)
+        dbeta = ops.sum(dyd, axes)
+        dgamma = ops.sum(ops.mul(dyd, xhat), axes)
+        self.accumulate_grad("gamma", ops.wrap(ops.reshape(dgamma, (self.in_size, 1))))
+        self.accumulate_grad("beta", ops.wrap(ops.reshape(dbeta, (self.in_size, 1))))
+        gamma = ops.native(self.weights["gamma"], bshape)
         if m is None:
-            return [wrap(mul(dyd, mul(gamma, inv_std)), be)]
-        inner = sub(sub(mul(np.float32(m), dyd), dbeta), mul(xhat, dgamma))
-        dx = mul(mul(gamma, inv_std), be.binary["div"](inner, np.float32(m)))
-        return [wrap(dx, be)]
+            return [ops.wrap(ops.mul(dyd, ops.mul(gamma, inv_std)))]
+        inner = ops.sub(ops.sub(ops.mul(np.float32(m), dyd), dbeta), ops.mul(xhat, dgamma))
+        return [ops.wrap(ops.mul(ops.mul(gamma, inv_std), ops.div(inner, np.float32(m))))]

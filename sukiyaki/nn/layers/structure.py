@@ -3,7 +3,7 @@
 import math
 
 from sukiyaki.nn.layer import BlobSpec, Layer, batch_size, register_layer
-from sukiyaki.nn.layers._util import F32, native, wrap
+from sukiyaki.nn.layers._util import full_shape
 
 
 @register_layer
@@ -15,6 +15,11 @@ class Branch(Layer):
     defaults = {"n_output": 2}
     keeps_inputs = False
 
+    def check_arity(self, n_inputs, n_outputs):
+        n = self.int_param("n_output", 1)
+        if n != n_outputs:
+            raise self.error(f"n_output is {n} but the definition names {n_outputs} output(s)")
+
     def infer(self, in_specs):
         self.expect_inputs(in_specs)
         return [in_specs[0]] * self.int_param("n_output", 1)
@@ -23,11 +28,12 @@ class Branch(Layer):
         return [inputs[0]] * self.int_param("n_output", 1)
 
     def backward(self, inputs, outputs, deltas, ctx):
+        ops = ctx.ops
         total = None
         for d in deltas:
             if d is not None:
-                total = d if total is None else total + d
-        return [total]
+                total = ops.native(d) if total is None else ops.add(total, ops.native(d, total.shape))
+        return [None if total is None else ops.wrap(total)]
 
 
 @register_layer
@@ -51,14 +57,14 @@ class Plus(Layer):
         return [BlobSpec(in_specs[0].shape, "single")]
 
     def forward(self, inputs, ctx):
-        be = inputs[0]._backend
+        ops = ctx.ops
+        n = batch_size(inputs[0], self.in_specs[0])
+        shape = full_shape(self.out_specs[0], n)
         total = None
         for x in inputs:  # in single, whatever the inputs' klass (uint8 would wrap)
-            xd = x.data if x.data.dtype == F32 else be.astype(x.data, F32)
-            total = xd if total is None else be.binary["add"](total, xd)
-        if len(inputs) == 1:
-            total = be.copy(total)
-        return [wrap(total, be)]
+            xd = ops.single(ops.native(x, shape))
+            total = xd if total is None else ops.add(total, xd)
+        return [ops.wrap(total)]
 
     def backward(self, inputs, outputs, deltas, ctx):
         return [deltas[0]] * len(self.in_specs)
@@ -91,22 +97,18 @@ class Concat(Layer):
         return [BlobSpec(out, "single")]
 
     def forward(self, inputs, ctx):
-        be = inputs[0]._backend
+        ops = ctx.ops
         n = batch_size(inputs[0], self.in_specs[0])
-        parts = [native(x, s + (n,)) for x, s in zip(inputs, self.shapes)]
-        parts = [p if p.dtype == F32 else be.astype(p, F32) for p in parts]
-        return [wrap(be.concat(parts, self.axis), be)]
+        parts = [ops.single(ops.native(x, s + (n,))) for x, s in zip(inputs, self.shapes)]
+        return [ops.wrap(ops.concat(parts, self.axis))]
 
     def backward(self, inputs, outputs, deltas, ctx):
-        dy = deltas[0]
-        be = dy._backend
-        n = batch_size(dy, self.out_specs[0])
-        d = native(dy, tuple(self.out_specs[0].shape) + (n,))
+        ops = ctx.ops
+        n = batch_size(deltas[0], self.out_specs[0])
+        d = ops.native(deltas[0], full_shape(self.out_specs[0], n))
         outs, start = [], 0
         for s in self.shapes:
-            keys = [slice(None)] * (len(s) + 1)
-            keys[self.axis] = slice(start, start + s[self.axis])
-            outs.append(wrap(be.gather(d, keys), be))
+            outs.append(ops.wrap(ops.slice(d, self.axis, start, start + s[self.axis])))
             start += s[self.axis]
         return outs
 
@@ -126,7 +128,7 @@ class Reshape(Layer):
         if shape is None:
             return [BlobSpec((size,), in_specs[0].klass)]
         if not isinstance(shape, (list, tuple)) or sum(1 for s in shape if s == -1) > 1 or any(
-            not isinstance(s, int) or (s < 1 and s != -1) for s in shape
+            isinstance(s, bool) or not isinstance(s, int) or (s < 1 and s != -1) for s in shape
         ):
             raise self.error(f"shape must be a list of positive integers with at most one -1, got {shape!r}")
         known = math.prod(s for s in shape if s != -1)
@@ -139,14 +141,15 @@ class Reshape(Layer):
         return [BlobSpec(shape, in_specs[0].klass)]
 
     def forward(self, inputs, ctx):
+        ops = ctx.ops
         x = inputs[0]
         n = batch_size(x, self.in_specs[0])
-        return [wrap(native(x, tuple(self.out_specs[0].shape) + (n,)), x._backend, x.klass)]
+        return [ops.wrap(ops.native(x, full_shape(self.out_specs[0], n)), x.klass)]
 
     def backward(self, inputs, outputs, deltas, ctx):
-        d = deltas[0]
-        n = batch_size(d, self.out_specs[0])
-        return [wrap(native(d, tuple(self.in_specs[0].shape) + (n,)), d._backend)]
+        ops = ctx.ops
+        n = batch_size(deltas[0], self.out_specs[0])
+        return [ops.wrap(ops.native(deltas[0], full_shape(self.in_specs[0], n)))]
 
 
 @register_layer

@@ -1,21 +1,24 @@
-"""Optimizer base: per-parameter update rules with lazily created state (as Chainer's UpdateRule).
+"""Optimizer base: update rules applied to a whole ParamStore, with lazily created state.
 
-An optimizer holds hyper-parameters, a learning-rate schedule and, per parameter name, a
-state dict created on first update. ``step(net)`` applies one update to every parameter
-that has a gradient. Weight decay adds ``weight_decay * w`` to each gradient first.
-Users add optimizers with ``@register_optimizer``.
+An optimizer holds hyper-parameters, a learning-rate schedule and its state slots (one
+flat buffer per slot, laid out like the store's trained prefix, created on first use, as
+Chainer's UpdateRule state). ``apply(store)`` updates every trained parameter from its
+gradient with one fused backend primitive (a kernel on a GPU; on numpy, one chunked pass
+with no full-size temporary), then counts one iteration. Weight decay adds
+``weight_decay * w`` to each gradient inside that primitive. No optimizer knows about
+networks: it sees the store's flat buffers. Users add optimizers with
+``@register_optimizer``, implementing ``update(ops, w, g, lr)`` on those buffers.
 
 Example:
     >>> from sukiyaki.nn.optim import get_optimizer
     >>> opt = get_optimizer("momentum_sgd", lr=0.01, momentum=0.9)
+    >>> opt.apply(net.store)                                    # doctest: +SKIP
 """
 
 import inspect
 import math
 
 import numpy as np
-
-from sukiyaki.matrix import Matrix
 
 OPTIMIZERS = {}
 
@@ -50,9 +53,11 @@ def check_number(owner, key, v, lo=None, hi=None, lo_open=False, hi_open=False):
 
 
 class Optimizer:
-    """Base class: subclasses set ``type_name`` and implement ``update_one``."""
+    """Base class: subclasses set ``type_name``, list their state ``slots`` and implement ``update``."""
 
     type_name = None
+    #: names of the state buffers the rule keeps (each the size of the trained parameters)
+    slots = ()
 
     def __init__(self, lr=0.01, weight_decay=0.0, schedule=None):
         check_number(self.type_name, "lr", lr, 0)
@@ -61,7 +66,8 @@ class Optimizer:
         self.weight_decay = float(weight_decay)
         self.schedule = schedule
         self.iteration = 0
-        self.state = {}
+        self.state = {}  # slot name -> native buffer
+        self._size = None
 
     def current_lr(self):
         """Learning rate at the current iteration (schedule applied)."""
@@ -69,53 +75,56 @@ class Optimizer:
             return self.base_lr
         return self.base_lr * self.schedule(self.iteration)
 
-    def step(self, net, grad_scale=1.0):
-        """Update every parameter of net that has a gradient, then count one iteration."""
-        lr = self.current_lr()
-        for layer in net.layers.values():
-            for key, grad in layer.grads.items():
-                name = f"{layer.name}/{key}"
-                w = layer.weights[key]
-                g = grad if grad_scale == 1.0 else grad * grad_scale
-                if self.weight_decay:
-                    g = g.copy() if g is grad else g
-                    g._backend.axpy_(g.data, self.weight_decay, w.data)
-                st = self.state.get(name)
-                if st is None:
-                    st = self.state[name] = self.init_state(w)
-                layer.weights[key] = self.update_one(w, g, st, lr)
+    def apply(self, store):
+        """Update every trained parameter of the store from its gradient, then count one iteration."""
+        self._bind(store)
+        if store.trained_size:
+            self.update(store.ops, store.trained, store.grad, self.current_lr())
         self.iteration += 1
 
-    def init_state(self, w):
-        """New state dict for parameter w."""
-        return {}
+    def _bind(self, store):
+        if self._size is not None and self._size != store.trained_size:
+            raise ValueError(f"{self.type_name}: its state is for {self._size} parameters, the store has "
+                             f"{store.trained_size}")
+        self._size = store.trained_size
+        self._store = store
 
-    def update_one(self, w, g, state, lr):
-        """Updated w from gradient g: in place where the backend allows (w is returned).
+    def slot(self, name):
+        """The state buffer ``name`` (zeros on first use)."""
+        buf = self.state.get(name)
+        if buf is None:
+            buf = self.state[name] = self._store.ops.zeros((self._size,), self._store.dtype)
+        return buf
 
-        g must not be modified (it is the layer's accumulated gradient); state may be.
-        """
-        raise TypeError(f"{type(self).__name__} must implement update_one")
+    def update(self, ops, w, g, lr):
+        """Update the flat parameter buffer w in place from gradient g (g must not change)."""
+        raise TypeError(f"{type(self).__name__} must implement update")
 
     # --- checkpointing ---
-    def state_arrays(self):
-        """{'param name/slot': numpy array} of the optimizer state."""
+    def state_arrays(self, store):
+        """{'param name/slot': host float32 array of the parameter's shape} of the optimizer state."""
         out = {}
-        for name, st in self.state.items():
-            for slot, v in st.items():
-                if isinstance(v, Matrix):
-                    out[f"{name}/{slot}"] = np.array(v.to_numpy(), dtype=np.float32, copy=True)
+        for slot, buf in self.state.items():
+            for name, a in store.slot_arrays(buf).items():
+                out[f"{name}/{slot}"] = a
         return out
 
-    def load_state_arrays(self, arrays, like):
-        """Restore state from state_arrays() output; like(name) gives the parameter Matrix."""
-        self.state = {}
+    def load_state_arrays(self, arrays, store):
+        """Restore the state from state_arrays() output (every entry checked first)."""
+        per_slot = {}
         for full, a in arrays.items():
             name, _, slot = full.rpartition("/")
-            w = like(name)
-            st = self.state.setdefault(name, {})
-            arr = np.array(a, dtype=np.float32, copy=True).reshape(w.shape, order="F")
-            st[slot] = Matrix(w._backend.from_numpy(np.asfortranarray(arr)), "single", w._backend)
+            if slot not in self.slots:
+                raise ValueError(f"{self.type_name}: unknown state slot {slot!r} in {full!r} "
+                                 f"(its slots: {', '.join(self.slots) or 'none'})")
+            a = np.asarray(a)
+            if a.size and not np.all(np.isfinite(a)):
+                raise ValueError(f"{self.type_name}: state {full!r} holds NaN or infinite values")
+            per_slot.setdefault(slot, {})[name] = a
+        buffers = {slot: store.slot_from_arrays(named) for slot, named in per_slot.items()}
+        self._size = None
+        self._bind(store)
+        self.state = buffers
 
     def config(self):
         """JSON-able hyper-parameters and iteration count."""
