@@ -57,7 +57,7 @@ class Context:
         if self._host_ids.size != n:
             raise ValueError(f"the pass has {self._host_ids.size} sample indices but a layer got {n} samples")
         if self._ids is None:
-            self._ids = self.ops.upload(self._host_ids.astype(np.uint32).astype(np.int32))
+            self._ids = self.ops.upload((self._host_ids % _U32).astype(np.uint32).view(np.int32))
         return self._ids
 
     def uniform(self, layer_name, n, per_sample):

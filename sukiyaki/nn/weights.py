@@ -103,14 +103,8 @@ def weight_arrays(net, states=True):
     Returns:
         dict of numpy arrays (copies).
     """
-    shapes = net.param_shapes()
-    current = net.parameters() | (net.states() if states else {})
     params, state_names = _param_names(net)
-    out = {}
-    for name in params + (state_names if states else []):
-        a = np.asarray(current[name].to_numpy())
-        out[name] = np.array(a.reshape(shapes[name], order="F"), copy=True)
-    return out
+    return net.store.arrays(names=params + (state_names if states else []))  # one read of the whole store
 
 
 def weights_metadata(net):
@@ -227,9 +221,8 @@ def read_weights(net, path, data=None, what="weights file"):
 
 
 def apply_weights(net, arrays):
-    """Set every parameter/state of net from {name: array} (already checked)."""
-    for name, a in arrays.items():
-        net.set_parameter(name, a)
+    """Set every parameter/state of net from {name: array} (already checked), in one write of the store."""
+    net.store.load_arrays(arrays)
 
 
 def load_weights(net, path):

@@ -176,7 +176,8 @@ class NumpyBackend:
         self._rng = np.random.default_rng(n)
 
     def philox_uniform(self, key, iteration, sample_ids, per_sample):
-        return philox.philox_uniform(key, iteration, sample_ids, per_sample)
+        ids = sample_ids.view(np.uint32) if sample_ids.dtype == np.int32 else sample_ids  # the ids' 32 bits
+        return philox.philox_uniform(key, iteration, ids, per_sample)
 
     # --- copies and conversions ---
     def copy(self, x):
