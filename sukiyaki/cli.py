@@ -140,6 +140,13 @@ def _add_common(p):
 # ------------------------------------------------------------------ train
 
 
+def _recorded_int(value):
+    """A count recorded in a checkpoint: a non-negative int, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(value)
+    return value
+
+
 def _apply_resume_options(args):
     """Fill the options not given on the command line: from the checkpoint when resuming, else defaults."""
     recorded = {}
@@ -147,16 +154,21 @@ def _apply_resume_options(args):
         from sukiyaki.nn.train import Trainer
 
         recorded = Trainer.checkpoint_options(args.resume)
-    if args.iterations is None and args.epochs is None:
-        if recorded.get("total_iterations"):
-            args.iterations = int(recorded["total_iterations"])
-        else:
-            args.epochs = 10
-    if args.val_cycle is None:
-        args.val_cycle = int(recorded.get("val_cycle", 500))
-    for key in ("save_template", "checkpoint", "checkpoint_every"):
-        if getattr(args, key) is None and recorded.get(key) is not None:
-            setattr(args, key, recorded[key])
+    try:
+        if args.iterations is None and args.epochs is None:
+            if recorded.get("total_iterations"):
+                args.iterations = _recorded_int(recorded["total_iterations"])
+            else:
+                args.epochs = 10
+        if args.val_cycle is None:
+            v = recorded.get("val_cycle", 500)
+            args.val_cycle = None if v is None else _recorded_int(v)  # None: the run never validated
+        for key in ("save_template", "checkpoint", "checkpoint_every"):
+            if getattr(args, key) is None and recorded.get(key) is not None:
+                value = recorded[key]
+                setattr(args, key, _recorded_int(value) if key == "checkpoint_every" else str(value))
+    except (TypeError, ValueError):
+        raise UsageError(f"checkpoint {args.resume!r}: its recorded run options are damaged") from None
     if args.resume and args.checkpoint is None:
         args.checkpoint = args.resume  # keep checkpointing where the run was checkpointed
 
@@ -201,7 +213,7 @@ def _cmd_train(args):
     except KeyboardInterrupt:
         print(f"sukiyaki train: interrupted at iteration {trainer.iteration}", file=sys.stderr)
         return 130
-    except (FloatingPointError, ValueError, OSError) as exc:
+    except (FloatingPointError, ValueError, OSError, MemoryError) as exc:
         print(f"sukiyaki train: error at iteration {trainer.iteration}: {_message(exc)}", file=sys.stderr)
         return 1
     val = summary["val"]
@@ -301,7 +313,7 @@ def main(argv=None):
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
-    except (UsageError, ValueError, OSError, BackendUnavailable) as exc:
+    except (UsageError, ValueError, OSError, BackendUnavailable, MemoryError) as exc:
         print(f"sukiyaki {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 

@@ -43,6 +43,7 @@ import numpy as np
 from sukiyaki.data.loader import BatchIterator
 from sukiyaki.matrix import Matrix
 from sukiyaki.nn.net import Net
+from sukiyaki.nn.netdef import loads_json
 from sukiyaki.nn.optim import get_optimizer, make_schedule
 from sukiyaki.nn.params import atomic_write, check_writable, load_safetensors, remove_stale_temp, save_safetensors
 from sukiyaki.nn.progress import ProgressBar
@@ -432,7 +433,7 @@ class Trainer:
         try:
             with open(path, "rb") as f:
                 _, meta = load_safetensors(f.read())
-            return dict(json.loads(meta[CHECKPOINT_KEY])["trainer"])
+            return dict(loads_json(meta[CHECKPOINT_KEY], "checkpoint metadata")["trainer"])
         except (OSError, ValueError, KeyError, TypeError):
             return {}
 
@@ -463,7 +464,7 @@ class Trainer:
             raise ValueError(f"{where}: not a training checkpoint (no '{CHECKPOINT_KEY}' metadata); "
                              f"a weights file loads as initial weights instead")
         try:
-            state = json.loads(raw)
+            state = loads_json(raw, "its metadata")
             version = state["version"]
             it = _check_int("iteration", state["iteration"], 0)
             tr = state["trainer"]

@@ -96,6 +96,18 @@ def _memory_available():
 
 _quiet_astype = _elementwise(lambda x, dtype: x.astype(dtype, copy=False), quiet=True)
 
+
+def _quiet_matmul(a, b):
+    """np.matmul without floating-point warnings (overflow in a diverging run)."""
+    if _ERRSTATE is None:
+        with np.errstate(all="ignore"):
+            return np.matmul(a, b)
+    token = _ERRSTATE.set(_IGNORE_ALL)
+    try:
+        return np.matmul(a, b)
+    finally:
+        _ERRSTATE.reset(token)
+
 BINARY = {
     "add": (np.add, True), "sub": (np.subtract, True), "mul": (np.multiply, True),
     "div": (np.true_divide, True), "pow": (np.power, True),
@@ -256,7 +268,7 @@ class NumpyBackend:
         # column-major result directly, with no copy of the operands
         yt = y if trans_y else y.T
         xt = x if trans_x else x.T
-        return np.matmul(yt, xt).T
+        return _quiet_matmul(yt, xt).T
 
     # --- shape ---
     def reshape(self, x, shape):

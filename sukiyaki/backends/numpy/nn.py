@@ -1,11 +1,22 @@
 """The numpy backend's layer kernels and fused update rules (``backend.nn``; see
-NN_PRIMITIVES in sukiyaki.backends.base)."""
+NN_PRIMITIVES in sukiyaki.backends.base).
+
+They run with numpy's floating-point warnings off: a diverging run is reported once, by the
+trainer, naming the iteration, not by a warning per overflowing product.
+"""
 
 import numpy as np
 
-from sukiyaki.backends.numpy.conv import conv2d_backward, conv2d_forward  # noqa: F401
-from sukiyaki.backends.numpy.pool import pool2d_backward, pool2d_forward  # noqa: F401
-from sukiyaki.backends.numpy.update import adam_update_, momentum_update_, sgd_update_  # noqa: F401
+from sukiyaki.backends.numpy import conv, pool, update
+
+_quiet = np.errstate(all="ignore")
+conv2d_forward = _quiet(conv.conv2d_forward)
+conv2d_backward = _quiet(conv.conv2d_backward)
+pool2d_forward = _quiet(pool.pool2d_forward)
+pool2d_backward = _quiet(pool.pool2d_backward)
+sgd_update_ = _quiet(update.sgd_update_)
+momentum_update_ = _quiet(update.momentum_update_)
+adam_update_ = _quiet(update.adam_update_)
 
 
 def crop_flip(x, spec, top, left, flip):

@@ -33,7 +33,7 @@ def check_labels(labels, where):
         bad = ~np.isfinite(a) | (a != np.trunc(a))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{where}: label {a[i]!r} (sample {i}) is not an integer")
+            raise ValueError(f"{where}: label {float(a[i])!r} (sample {i}) is not an integer")
     if a.size and a.min() < 0:
         i = int(np.argmin(a))
         raise ValueError(f"{where}: label {a[i]:g} (sample {i}) is negative (labels are 0-based class ids)")
