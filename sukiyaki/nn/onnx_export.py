@@ -38,6 +38,8 @@ Example:
 
 import numpy as np
 
+from sukiyaki.nn.shapes import pool_out_size
+
 LOSS_LIKE = {"softmax_cross_entropy", "loss", "accuracy"}
 SUPPORTED = ("convolution_2d", "pooling_2d", "linear", "relu", "sigmoid", "tanh", "softmax",
              "batch_normalization", "dropout", "branch", "plus", "concat", "flatten", "reshape")
@@ -268,7 +270,8 @@ def _emit(B, d, layer, tensor):
         (kh, kw), (sh, sw), (ph, pw) = layer.ksize, layer.stride, layer.pad
         oh, ow = layer.out_specs[0].shape[:2]
         pads, ceil = [ph, pw, ph, pw], int(layer.cover_all)
-        onnx_ceil = [-(-(n + 2 * p - k) // s) + 1 for n, p, k, s in ((h, ph, kh, sh), (w, pw, kw, sw))]
+        onnx_ceil = [pool_out_size(n, k, s, p, True, keep_padding_window=True)
+                     for n, p, k, s in ((h, ph, kh, sh), (w, pw, kw, sw))]
         if layer.cover_all and onnx_ceil != [oh, ow]:
             # ONNX's ceil mode keeps a last window that starts in the padding; ours drops it
             if layer.mode != "max":

@@ -38,17 +38,18 @@ def conv_out_size(size, k, s, p):
     return (size + 2 * p - k) // s + 1
 
 
-def pool_out_size(size, k, s, p, cover_all):
+def pool_out_size(size, k, s, p, cover_all, keep_padding_window=False):
     """Output extent of pooling.
 
     cover_all is the ceil mode (Chainer's max pooling, Caffe): windows cover the whole
     input, but as in Caffe and PyTorch a last window that would start in the padding is
-    dropped (it would hold padding only).
+    dropped (it would hold padding only); ONNX's ceil mode keeps it
+    (``keep_padding_window=True``).
     """
     if not cover_all:
         return (size + 2 * p - k) // s + 1
     o = (size + 2 * p - k + s - 1) // s + 1
-    if o > 1 and (o - 1) * s >= size + p:
+    if o > 1 and (o - 1) * s >= size + p and not keep_padding_window:
         o -= 1
     return o
 
