@@ -191,7 +191,7 @@ class Net:
 
     def _check_parameter_memory(self):
         """Refuse, before allocating, parameters larger than the device can hold (naming the layer)."""
-        limit = self.backend.available_memory()
+        limit = self.ops.available_memory()
         sizes = []
         for name, layer in self._planned_layers():
             shapes = layer.param_shapes() | layer.state_shapes()
@@ -328,7 +328,7 @@ class Net:
         n = blobs[ref].numel // max(spec.size, 1)
         if (sched.phase, n) in self._checked_batches:
             return
-        limit = self.backend.available_memory()
+        limit = self.ops.available_memory()
         if limit is not None:
             for d in sched.order:
                 for b in d["outputs"]:

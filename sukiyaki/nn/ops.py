@@ -59,7 +59,10 @@ class Ops:
         self.axpy_ = backend.axpy_
         self.view = backend.view
         self.philox_uniform = backend.philox_uniform
-        self.available_memory = backend.available_memory
+
+    def available_memory(self):
+        """Bytes the backend can still allocate (None when unknown)."""
+        return self.backend.available_memory()
 
     # --- Matrix boundary ---
     def native(self, m, shape=None):
