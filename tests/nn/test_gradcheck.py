@@ -5,6 +5,9 @@ Layouts: our blobs are (h, w, c, n) column-major, torch's NCHW is np.transpose(x
 conv weights (kh, kw, cin/group, cout) are torch's (cout, cin/group, kh, kw) by the same
 transpose; linear weights (in, out) are torch's (out, in) transposed, with the input
 flattened column-major.
+
+Every test runs its layer on each backend present (the ``device`` fixture); the references
+(numerical gradients, PyTorch CPU in float64) stay on the host.
 """
 
 import zlib
@@ -61,9 +64,9 @@ def _conv_setup(case):
 
 
 @pytest.mark.parametrize("case", sorted(CONV_CASES))
-def test_conv_gradcheck(case):
+def test_conv_gradcheck(case, device):
     layer, x, weights = _conv_setup(case)
-    H.check_backward(layer, [x], weights, eps=0.5)
+    H.check_backward(layer, [x], weights, eps=0.5, device=device)
 
 
 # ---------------------------------------------------------------- pooling_2d
@@ -83,20 +86,20 @@ POOL_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(POOL_CASES))
-def test_pooling_gradcheck(case):
+def test_pooling_gradcheck(case, device):
     c = POOL_CASES[case]
     rng = rng_for("pool", case)
     h, w = c["hw"]
     layer = H.make_layer("pooling_2d", c["params"], [(h, w, 3)])
     x = H.distinct_values((h, w, 3, 2), rng, spacing=0.05)
-    H.check_backward(layer, [x], eps=1e-2)
+    H.check_backward(layer, [x], eps=1e-2, device=device)
 
 
-def test_global_average_pool_value():
+def test_global_average_pool_value(device):
     rng = rng_for("gap")
     x = normal(rng, (5, 3, 4, 2))
     layer = H.make_layer("pooling_2d", {"type": "average", "global_pool": True}, [(5, 3, 4)])
-    outs, _ = H.run_forward(layer, [x])
+    outs, _ = H.run_forward(layer, [x], device=device)
     assert layer.out_specs[0].shape == (1, 1, 4)
     H.assert_close(outs[0], x.mean(axis=(0, 1), keepdims=True), what="global average")
 
@@ -105,86 +108,86 @@ def test_global_average_pool_value():
 
 
 @pytest.mark.parametrize("in_shape,bias", [((5,), True), ((2, 3, 2), True), ((4,), False)])
-def test_linear_gradcheck(in_shape, bias):
+def test_linear_gradcheck(in_shape, bias, device):
     rng = rng_for("linear", in_shape, bias)
     layer = H.make_layer("linear", {"out_size": 3, "bias": bias}, [in_shape])
     weights = {k: normal(rng, s) for k, s in layer.param_shapes().items()}
     x = normal(rng, in_shape + (4,))
-    H.check_backward(layer, [x], weights, eps=0.5)
+    H.check_backward(layer, [x], weights, eps=0.5, device=device)
 
 
 @pytest.mark.parametrize("kind", ["relu", "sigmoid", "tanh"])
-def test_activation_gradcheck(kind):
+def test_activation_gradcheck(kind, device):
     rng = rng_for(kind)
     layer = H.make_layer(kind, {}, [(3, 4, 2)])
     x = H.away_from_zero((3, 4, 2, 3), rng, margin=0.1)
-    H.check_backward(layer, [x], eps=1e-2)
+    H.check_backward(layer, [x], eps=1e-2, device=device)
 
 
-def test_dropout_train_gradcheck_and_mask():
+def test_dropout_train_gradcheck_and_mask(device):
     rng = rng_for("dropout")
     layer = H.make_layer("dropout", {"dropout_ratio": 0.3}, [(6, 5)])
     x = H.away_from_zero((6, 5, 8), rng)
-    outs, _ = H.run_forward(layer, [x], phase="train", seed=7)
+    outs, _ = H.run_forward(layer, [x], phase="train", seed=7, device=device)
     y = H.npy(outs[0])
     zero = y == 0
     assert 0.1 < zero.mean() < 0.5, f"dropped fraction {zero.mean()} for ratio 0.3"
     np.testing.assert_allclose(y[~zero], x[~zero] / 0.7, rtol=1e-6)
     # same seed, same mask; the gradient is the mask
-    outs2, ctx2 = H.run_forward(layer, [x], phase="train", seed=7)
+    outs2, ctx2 = H.run_forward(layer, [x], phase="train", seed=7, device=device)
     np.testing.assert_array_equal(H.npy(outs2[0]), y)
     gx, _ = H.run_backward(layer, outs2, ctx2, [np.ones_like(x)])
     np.testing.assert_allclose(gx[0], np.where(zero, 0, 1 / 0.7), rtol=1e-6)
-    H.check_backward(layer, [x], phase="train", seed=7, eps=1e-2)
+    H.check_backward(layer, [x], phase="train", seed=7, eps=1e-2, device=device)
 
 
-def test_dropout_test_phase_is_identity():
+def test_dropout_test_phase_is_identity(device):
     rng = rng_for("dropout test")
     layer = H.make_layer("dropout", {"dropout_ratio": 0.5}, [(6, 5)])
     x = normal(rng, (6, 5, 4))
-    outs, ctx = H.run_forward(layer, [x], phase="test", seed=3)
+    outs, ctx = H.run_forward(layer, [x], phase="test", seed=3, device=device)
     np.testing.assert_array_equal(H.npy(outs[0]), x)
     gy = normal(rng, (6, 5, 4))
     gx, _ = H.run_backward(layer, outs, ctx, [gy])
     np.testing.assert_array_equal(gx[0], gy)
-    H.check_backward(layer, [x], phase="test", eps=1e-2)
+    H.check_backward(layer, [x], phase="test", eps=1e-2, device=device)
 
 
 # ---------------------------------------------------------------- batch_normalization
 
 
 @pytest.mark.parametrize("shape,target_dim", [((5,), 1), ((3, 4, 5), 3), ((5, 3), 1), ((3, 5), 2)])
-def test_batch_normalization_train_gradcheck(shape, target_dim):
+def test_batch_normalization_train_gradcheck(shape, target_dim, device):
     rng = rng_for("bn", shape, target_dim)
     c = shape[target_dim - 1]
     layer = H.make_layer("batch_normalization", {"in_size": c, "target_dim": target_dim, "eps": 1e-3}, [shape])
     weights = {"gamma": normal(rng, c) + 1.5, "beta": normal(rng, c)}
     states = {"running_mean": np.zeros(c), "running_var": np.ones(c)}
     x = normal(rng, shape + (6,), 2.0) + 0.5
-    H.check_backward(layer, [x], weights, states=states, eps=1e-2, rtol=2e-2, atol=2e-3)
+    H.check_backward(layer, [x], weights, states=states, eps=1e-2, rtol=2e-2, atol=2e-3, device=device)
 
 
-def test_batch_normalization_test_phase_gradcheck_and_value():
+def test_batch_normalization_test_phase_gradcheck_and_value(device):
     rng = rng_for("bn test")
     layer = H.make_layer("batch_normalization", {"in_size": 4, "target_dim": 3, "eps": 1e-5}, [(3, 2, 4)])
     weights = {"gamma": normal(rng, 4) + 1.0, "beta": normal(rng, 4)}
     states = {"running_mean": normal(rng, 4), "running_var": np.abs(normal(rng, 4)) + 0.5}
     x = normal(rng, (3, 2, 4, 5))
-    H.set_weights(layer, weights, states)
-    outs, _ = H.run_forward(layer, [x], phase="test")
+    H.set_weights(layer, weights, states, device=device)
+    outs, _ = H.run_forward(layer, [x], phase="test", device=device)
     bshape = (1, 1, 4, 1)
     ref = (x - states["running_mean"].reshape(bshape)) / np.sqrt(states["running_var"].reshape(bshape) + 1e-5)
     ref = ref * weights["gamma"].reshape(bshape) + weights["beta"].reshape(bshape)
     H.assert_close(outs[0], ref, what="test-phase output")
-    H.check_backward(layer, [x], weights, states=states, phase="test", eps=1e-2)
+    H.check_backward(layer, [x], weights, states=states, phase="test", eps=1e-2, device=device)
 
 
-def test_batch_normalization_running_statistics():
+def test_batch_normalization_running_statistics(device):
     rng = rng_for("bn running")
     layer = H.make_layer("batch_normalization", {"in_size": 3, "target_dim": 1, "decay": 0.8}, [(3,)])
-    H.init_weights(layer)
+    H.init_weights(layer, device=device)
     x = normal(rng, (3, 10), 3.0) + 2.0
-    H.run_forward(layer, [x], phase="train")
+    H.run_forward(layer, [x], phase="train", device=device)
     rm = H.npy(layer.states["running_mean"]).reshape(-1)
     rv = H.npy(layer.states["running_var"]).reshape(-1)
     np.testing.assert_allclose(rm, 0.2 * x.mean(axis=1), rtol=1e-5)
@@ -199,24 +202,24 @@ def _labels(rng, c, n):
 
 
 @pytest.mark.parametrize("upstream", [1.0, 2.5, -0.75])
-def test_softmax_cross_entropy_gradcheck(upstream):
+def test_softmax_cross_entropy_gradcheck(upstream, device):
     rng = rng_for("sce", upstream)
     layer = H.make_layer("softmax_cross_entropy", {}, [(5,), (1,)], klasses=["single", "int32"])
     x = normal(rng, (5, 4), 2.0)
     t = _labels(rng, 5, 4)
-    gx, _ = H.check_backward(layer, [x, t], gys=[np.full((1, 1), upstream)], eps=1e-2)
+    gx, _ = H.check_backward(layer, [x, t], gys=[np.full((1, 1), upstream)], eps=1e-2, device=device)
     p = np.exp(x - x.max(0)) / np.exp(x - x.max(0)).sum(0)
     onehot = np.eye(5)[t[0]].T
     np.testing.assert_allclose(gx[0].reshape(5, 4), upstream * (p - onehot) / 4, rtol=1e-4, atol=1e-6)
 
 
-def test_softmax_cross_entropy_image_scores_and_stability():
+def test_softmax_cross_entropy_image_scores_and_stability(device):
     rng = rng_for("sce image")
     layer = H.make_layer("softmax_cross_entropy", {}, [(1, 1, 6), (1,)], klasses=["single", "int32"])
     x = normal(rng, (1, 1, 6, 3))
     x[0, 0, 2, 0] = 1000.0  # would overflow a naive exp
     t = np.array([[2, 0, 5]], np.int32)
-    outs, _ = H.run_forward(layer, [x, t])
+    outs, _ = H.run_forward(layer, [x, t], device=device)
     s = x.reshape(6, 3).astype(np.float64)
     m = s.max(0)
     logp = s - m - np.log(np.exp(s - m).sum(0))
@@ -224,35 +227,35 @@ def test_softmax_cross_entropy_image_scores_and_stability():
     loss = H.npy(outs[0])
     assert np.isfinite(loss).all()
     np.testing.assert_allclose(loss.reshape(-1), [ref], rtol=1e-5)
-    H.check_backward(layer, [x, t], gys=[np.full((1, 1), 1.5)], eps=1e-2)
+    H.check_backward(layer, [x, t], gys=[np.full((1, 1), 1.5)], eps=1e-2, device=device)
 
 
-def test_softmax_gradcheck():
+def test_softmax_gradcheck(device):
     rng = rng_for("softmax")
     layer = H.make_layer("softmax", {}, [(6,)])
     x = normal(rng, (6, 3))
-    outs, _ = H.run_forward(layer, [x])
+    outs, _ = H.run_forward(layer, [x], device=device)
     e = np.exp(x - x.max(0))
     H.assert_close(outs[0], e / e.sum(0), what="softmax")
-    H.check_backward(layer, [x], eps=1e-2)
+    H.check_backward(layer, [x], eps=1e-2, device=device)
 
 
-def test_mse_loss_gradcheck():
+def test_mse_loss_gradcheck(device):
     rng = rng_for("mse")
     layer = H.make_layer("loss", {}, [(3, 2), (3, 2)])
     x, t = normal(rng, (3, 2, 4)), normal(rng, (3, 2, 4))
-    outs, _ = H.run_forward(layer, [x, t])
+    outs, _ = H.run_forward(layer, [x, t], device=device)
     np.testing.assert_allclose(H.npy(outs[0]).reshape(-1), [np.mean((x - t) ** 2)], rtol=1e-5)
-    gx, _ = H.check_backward(layer, [x, t], gys=[np.full((1, 1), 1.7)], eps=1e-2)
+    gx, _ = H.check_backward(layer, [x, t], gys=[np.full((1, 1), 1.7)], eps=1e-2, device=device)
     np.testing.assert_allclose(gx[0].reshape(x.shape, order="F"), 1.7 * 2 * (x - t) / x.size, rtol=1e-4)
     np.testing.assert_allclose(gx[1].reshape(t.shape, order="F"), -1.7 * 2 * (x - t) / x.size, rtol=1e-4)
 
 
-def test_accuracy_value_and_no_gradient():
+def test_accuracy_value_and_no_gradient(device):
     layer = H.make_layer("accuracy", {}, [(3,), (1,)], klasses=["single", "int32"])
     x = np.array([[0.1, 0.9, 0.3, 0.0], [0.5, 0.05, 0.2, 0.0], [0.2, 0.0, 0.9, 1.0]], np.float32)
     t = np.array([[1, 0, 2, 0]], np.int32)
-    outs, ctx = H.run_forward(layer, [x, t])
+    outs, ctx = H.run_forward(layer, [x, t], device=device)
     np.testing.assert_allclose(H.npy(outs[0]).reshape(-1), [0.75])  # argmax 1, 0, 2, 2
     gx, grads = H.run_backward(layer, outs, ctx, [np.ones((1, 1))])
     assert gx == [None, None] and grads == {}
@@ -263,15 +266,15 @@ def test_accuracy_value_and_no_gradient():
 
 @pytest.mark.parametrize("axis,shapes", [(3, [(3, 2, 2), (3, 2, 4), (3, 2, 1)]), (None, [(3, 2, 2), (3, 2, 3)]),
                                          (1, [(2, 3), (4, 3)]), (1, [(2,), (5,)])])
-def test_concat_gradcheck(axis, shapes):
+def test_concat_gradcheck(axis, shapes, device):
     rng = rng_for("concat", axis, shapes)
     params = {} if axis is None else {"axis": axis}
     layer = H.make_layer("concat", params, shapes)
     xs = [normal(rng, s + (3,)) for s in shapes]
-    outs, _ = H.run_forward(layer, xs)
+    outs, _ = H.run_forward(layer, xs, device=device)
     ax = (len(shapes[0]) if axis is None else axis) - 1
     H.assert_close(outs[0], np.concatenate(xs, axis=ax), what="concat")
-    H.check_backward(layer, xs, eps=0.5)
+    H.check_backward(layer, xs, eps=0.5, device=device)
 
 
 @pytest.mark.parametrize("kind,params,in_shape,out_shape", [
@@ -280,41 +283,41 @@ def test_concat_gradcheck(axis, shapes):
     ("reshape", {}, (3, 2, 4), (24,)),
     ("flatten", {}, (3, 2, 4), (24,)),
 ])
-def test_reshape_gradcheck(kind, params, in_shape, out_shape):
+def test_reshape_gradcheck(kind, params, in_shape, out_shape, device):
     rng = rng_for(kind, in_shape, out_shape)
     layer = H.make_layer(kind, params, [in_shape])
     assert layer.out_specs[0].shape == out_shape
     x = normal(rng, in_shape + (3,))
-    outs, _ = H.run_forward(layer, [x])
+    outs, _ = H.run_forward(layer, [x], device=device)
     H.assert_close(outs[0], x.reshape(out_shape + (3,), order="F"), what=kind)
-    H.check_backward(layer, [x], eps=0.5)
+    H.check_backward(layer, [x], eps=0.5, device=device)
 
 
-def test_branch_gradcheck():
+def test_branch_gradcheck(device):
     rng = rng_for("branch")
     layer = H.make_layer("branch", {"n_output": 3}, [(4, 2)])
     x = normal(rng, (4, 2, 3))
-    outs, _ = H.run_forward(layer, [x])
+    outs, _ = H.run_forward(layer, [x], device=device)
     assert len(outs) == 3
     for o in outs:
         H.assert_close(o, x, what="branch copy")
-    H.check_backward(layer, [x], eps=0.5)
+    H.check_backward(layer, [x], eps=0.5, device=device)
 
 
 @pytest.mark.parametrize("n", [2, 3])
-def test_plus_gradcheck(n):
+def test_plus_gradcheck(n, device):
     rng = rng_for("plus", n)
     layer = H.make_layer("plus", {"n_input": n}, [(4, 2)] * n)
     xs = [normal(rng, (4, 2, 3)) for _ in range(n)]
-    outs, _ = H.run_forward(layer, xs)
+    outs, _ = H.run_forward(layer, xs, device=device)
     H.assert_close(outs[0], sum(xs), what="plus")
-    H.check_backward(layer, xs, eps=0.5)
+    H.check_backward(layer, xs, eps=0.5, device=device)
 
 
 # ---------------------------------------------------------------- the checker itself catches mistakes
 
 
-def test_check_backward_catches_a_factor_of_two_and_a_transposition():
+def test_check_backward_catches_a_factor_of_two_and_a_transposition(device):
     rng = rng_for("self check")
     layer = H.make_layer("linear", {"out_size": 3}, [(3,)])
     weights = {"weight": normal(rng, (3, 3)), "bias": normal(rng, 3)}
@@ -328,13 +331,13 @@ def test_check_backward_catches_a_factor_of_two_and_a_transposition():
 
     def transposed(self, inputs, outputs, deltas, ctx):
         out = real(self, inputs, outputs, deltas, ctx)
-        self.grads["weight"] = H.mat(H.npy(self.grads["weight"]).T)
+        self.grads["weight"] = H.mat(H.npy(self.grads["weight"]).T, device=device)
         return out
 
     for wrong in (doubled, transposed):
         layer.backward = wrong.__get__(layer)
         with pytest.raises(AssertionError):
-            H.check_backward(layer, [x], weights, eps=0.5)
+            H.check_backward(layer, [x], weights, eps=0.5, device=device)
 
 
 # ---------------------------------------------------------------- PyTorch cross-checks
@@ -344,13 +347,13 @@ TORCH_TOL = dict(rtol=1e-4, atol=1e-5)
 
 @H.needs_torch
 @pytest.mark.parametrize("case", sorted(CONV_CASES))
-def test_conv_vs_torch(case):
+def test_conv_vs_torch(case, device):
     import torch.nn.functional as F
 
     layer, x, weights = _conv_setup(case)
     p = CONV_CASES[case]["params"]
-    H.set_weights(layer, weights)
-    outs, ctx = H.run_forward(layer, [x])
+    H.set_weights(layer, weights, device=device)
+    outs, ctx = H.run_forward(layer, [x], device=device)
     gy = normal(rng_for("conv gy", case), H.npy(outs[0]).shape)
     gy = gy.reshape(H.npy(outs[0]).shape)
     gx, gw = H.run_backward(layer, outs, ctx, [gy])
@@ -388,14 +391,14 @@ TORCH_POOL_CASES = {
 
 @H.needs_torch
 @pytest.mark.parametrize("case", sorted(TORCH_POOL_CASES))
-def test_pooling_vs_torch(case):
+def test_pooling_vs_torch(case, device):
     import torch.nn.functional as F
 
     params, (h, w), extra = TORCH_POOL_CASES[case]
     rng = rng_for("torch pool", case)
     layer = H.make_layer("pooling_2d", params, [(h, w, 3)])
     x = H.distinct_values((h, w, 3, 2), rng)
-    outs, ctx = H.run_forward(layer, [x])
+    outs, ctx = H.run_forward(layer, [x], device=device)
     gy = normal(rng, H.npy(outs[0]).shape)
     gx, _ = H.run_backward(layer, outs, ctx, [gy])
     xt = H.to_torch_images(x).requires_grad_()
@@ -413,15 +416,15 @@ def test_pooling_vs_torch(case):
 
 @H.needs_torch
 @pytest.mark.parametrize("in_shape", [(5,), (2, 3, 2)])
-def test_linear_vs_torch(in_shape):
+def test_linear_vs_torch(in_shape, device):
     import torch.nn.functional as F
 
     rng = rng_for("torch linear", in_shape)
     layer = H.make_layer("linear", {"out_size": 4}, [in_shape])
     weights = {k: normal(rng, s) for k, s in layer.param_shapes().items()}
     x = normal(rng, in_shape + (3,))
-    H.set_weights(layer, weights)
-    outs, ctx = H.run_forward(layer, [x])
+    H.set_weights(layer, weights, device=device)
+    outs, ctx = H.run_forward(layer, [x], device=device)
     gy = normal(rng, (4, 3))
     gx, gw = H.run_backward(layer, outs, ctx, [gy])
     d = int(np.prod(in_shape))
@@ -438,7 +441,7 @@ def test_linear_vs_torch(in_shape):
 
 @H.needs_torch
 @pytest.mark.parametrize("phase", ["train", "test"])
-def test_batch_normalization_vs_torch(phase):
+def test_batch_normalization_vs_torch(phase, device):
     import torch.nn.functional as F
 
     rng = rng_for("torch bn", phase)
@@ -447,9 +450,9 @@ def test_batch_normalization_vs_torch(phase):
                          [(3, 5, c)])
     weights = {"gamma": normal(rng, c) + 1.0, "beta": normal(rng, c)}
     rm0, rv0 = normal(rng, c), np.abs(normal(rng, c)) + 0.5
-    H.set_weights(layer, weights, {"running_mean": rm0, "running_var": rv0})
+    H.set_weights(layer, weights, {"running_mean": rm0, "running_var": rv0}, device=device)
     x = normal(rng, (3, 5, c, 4), 2.0) + 1.0
-    outs, ctx = H.run_forward(layer, [x], phase=phase)
+    outs, ctx = H.run_forward(layer, [x], phase=phase, device=device)
     gy = normal(rng, x.shape)
     gx, gw = H.run_backward(layer, outs, ctx, [gy])
 
@@ -469,14 +472,14 @@ def test_batch_normalization_vs_torch(phase):
 
 
 @H.needs_torch
-def test_softmax_cross_entropy_vs_torch():
+def test_softmax_cross_entropy_vs_torch(device):
     import torch.nn.functional as F
 
     rng = rng_for("torch sce")
     layer = H.make_layer("softmax_cross_entropy", {}, [(7,), (1,)], klasses=["single", "int32"])
     x = normal(rng, (7, 5), 3.0)
     t = _labels(rng, 7, 5)
-    outs, ctx = H.run_forward(layer, [x, t])
+    outs, ctx = H.run_forward(layer, [x, t], device=device)
     gx, _ = H.run_backward(layer, outs, ctx, [np.full((1, 1), 0.6)])
     xt = torch.tensor(x.T.copy(), dtype=torch.float64, requires_grad=True)
     loss = F.cross_entropy(xt, torch.tensor(t[0], dtype=torch.long))

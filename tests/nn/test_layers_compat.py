@@ -4,6 +4,7 @@ backward: tops, bottom deltas and parameter gradients; and its data_augmentation
 Cases live in ../shared/compat/sukiyaki2-layers (see its README): layer/<case>/case.json gives
 the layer type and params and which arrays exist; arrays are (h, w, c, n) / (d, n) as numpy
 indexes them, conv weights (kh, kw, in/group, out), linear weights (in, out).
+Every case runs on each backend present (the ``device`` fixture).
 """
 
 import json
@@ -53,10 +54,10 @@ class Case:
     def train_params(self):
         return {name: self.load(f"train_params.{name}") for name in self.blobs["train_params"]}
 
-    def layer(self, bottoms):
+    def layer(self, bottoms, device):
         layer = H.make_layer(self.type, self.params, [b.shape[:-1] for b in bottoms], name=self.dir.name)
         # the original layer's weights; batch normalization also gets fresh running statistics
-        H.set_weights(layer, self.train_params(), layer.init_states() or None)
+        H.set_weights(layer, self.train_params(), layer.init_states() or None, device=device)
         return layer
 
 
@@ -66,11 +67,11 @@ def test_corpus_is_complete():
 
 
 @pytest.mark.parametrize("name", _case_names())
-def test_forward(name):
+def test_forward(name, device):
     case = Case(name)
     bottoms = case.arrays("forward", "bottoms")
-    layer = case.layer(bottoms)
-    outs, _ = H.run_forward(layer, bottoms, phase="train")
+    layer = case.layer(bottoms, device)
+    outs, _ = H.run_forward(layer, bottoms, phase="train", device=device)
     tops = case.arrays("forward", "tops")
     assert len(outs) == len(tops)
     for i, (got, want) in enumerate(zip(outs, tops)):
@@ -79,11 +80,11 @@ def test_forward(name):
 
 
 @pytest.mark.parametrize("name", _case_names())
-def test_backward(name):
+def test_backward(name, device):
     case = Case(name)
     bottoms = case.arrays("backward", "bottoms")
-    layer = case.layer(bottoms)
-    outs, ctx = H.run_forward(layer, bottoms, phase="train")
+    layer = case.layer(bottoms, device)
+    outs, ctx = H.run_forward(layer, bottoms, phase="train", device=device)
     deltas, grads = H.run_backward(layer, outs, ctx, case.arrays("backward", "top_deltas"))
     expected = case.arrays("backward", "bottom_deltas")
     assert len(deltas) == len(expected)
@@ -96,14 +97,14 @@ def test_backward(name):
 
 
 @pytest.mark.parametrize("name", _cases_with_parameters())
-def test_backward_accumulates_parameter_gradients(name):
+def test_backward_accumulates_parameter_gradients(name, device):
     """Two backward passes without clearing add up (gradient accumulation over sub-batches)."""
     case = Case(name)
     bottoms = case.arrays("backward", "bottoms")
-    layer = case.layer(bottoms)
-    top_deltas = [H.mat(d) for d in case.arrays("backward", "top_deltas")]
+    layer = case.layer(bottoms, device)
+    top_deltas = [H.mat(d, device=device) for d in case.arrays("backward", "top_deltas")]
     for _ in range(2):
-        outs, ctx = H.run_forward(layer, bottoms, phase="train")
+        outs, ctx = H.run_forward(layer, bottoms, phase="train", device=device)
         layer.backward(ctx.inputs, outs, top_deltas, ctx)
     for p in case.blobs["delta_params"]:
         H.assert_close(layer.grads[p.removeprefix("delta_")], 2 * case.load(f"delta_params.{p}"),
@@ -116,23 +117,23 @@ def _augment_arrays():
 
 
 @pytest.mark.parametrize("phase", ["train", "test"])
-def test_data_augmentation(phase):
+def test_data_augmentation(phase, device):
     """Mean subtraction, scale 0.5 and the centre crop: (10, 9) -> (6, 7) at offset (2, 1)."""
     bottom, mean, top = _augment_arrays()
     params = {"out_shape": list(top.shape[:2]), "scale": 0.5, "mean": mean,
               "random_crop": False, "random_flip": False}
     layer = H.make_layer("data_augmentation", params, [bottom.shape[:-1]])
     assert layer.out_specs[0].shape == top.shape[:-1]
-    outs, ctx = H.run_forward(layer, [bottom], phase=phase, seed=0)
+    outs, ctx = H.run_forward(layer, [bottom], phase=phase, seed=0, device=device)
     H.assert_close(outs[0], top, what="augmented batch", **TOL)
     deltas, grads = H.run_backward(layer, outs, ctx, [np.ones_like(top)])
     assert deltas == [None] and grads == {}
 
 
-def test_data_augmentation_test_phase_ignores_random_settings():
+def test_data_augmentation_test_phase_ignores_random_settings(device):
     """In the test phase the crop is central and nothing is flipped, whatever the params say."""
     bottom, mean, top = _augment_arrays()
     params = {"out_shape": list(top.shape[:2]), "scale": 0.5, "mean": mean, "random_crop": True, "random_flip": True}
     layer = H.make_layer("data_augmentation", params, [bottom.shape[:-1]])
-    outs, _ = H.run_forward(layer, [bottom], phase="test", seed=0)
+    outs, _ = H.run_forward(layer, [bottom], phase="test", seed=0, device=device)
     H.assert_close(outs[0], top, what="test-phase augmented batch", **TOL)

@@ -1,5 +1,6 @@
 """LeNet and ResNet-18 against PyTorch (CPU) with the same weights: forward, loss, every
-parameter gradient, batch-norm running statistics after one step, and eval-mode outputs.
+parameter gradient, batch-norm running statistics after one step, and eval-mode outputs,
+with our networks on each backend present (the ``device`` fixture).
 
 The torch models are written by hand here (torchvision's module names, no torchvision), and
 our initial weights are copied into them with the layout mapping of DESIGN.md:
@@ -160,12 +161,12 @@ def compare_grads(net, model, name_map, tol):
 
 
 # --- LeNet ---------------------------------------------------------------------------------------
-def test_lenet_forward_backward_against_torch():
+def test_lenet_forward_backward_against_torch(device):
     from sukiyaki.data.mnist import load_mnist
 
     images, labels = load_mnist(split="train")
     src = (images[..., :8], labels[:, :8])
-    net = Net(NETS / "lenet.json", data_sources={"d_train": src, "d_test": src}, seed=3)
+    net = Net(NETS / "lenet.json", device=device, data_sources={"d_train": src, "d_test": src}, seed=3)
     blobs, ctx = net.forward({"batch": range(8)}, "train", need_backward=True, keep=("data", "pred"))
     net.backward(blobs, ctx)
     x = blob_to_nchw(blobs["data"].to_numpy())
@@ -189,10 +190,10 @@ def test_lenet_forward_backward_against_torch():
 
 
 # --- ResNet-18 ----------------------------------------------------------------------------------
-def resnet18_pair(defs, seed, input_specs=None, data_sources=None):
+def resnet18_pair(defs, seed, device, input_specs=None, data_sources=None):
     """Our ResNet-18 with nontrivial batch-norm scale/shift, and the torch model with its weights."""
     rng = np.random.default_rng(seed)
-    net = Net(defs, input_specs=input_specs, data_sources=data_sources, seed=seed)
+    net = Net(defs, device=device, input_specs=input_specs, data_sources=data_sources, seed=seed)
     for key, v in net.parameters().items():   # the initial 1 and 0 would hide a gamma/beta swap
         shape = v.to_numpy().shape
         if key.endswith("/gamma"):
@@ -216,7 +217,7 @@ def check_running_stats(net, model, name_map, tol=1e-4):
             assert e < tol, f"{oname}: relative error {e:.2e}"
 
 
-def test_resnet18_forward_backward_running_stats_eval_against_torch():
+def test_resnet18_forward_backward_running_stats_eval_against_torch(device):
     """64x64 inputs (standard-normal, as normalised images), all gradients, against torch in
     float64 with the same float32 weights: ours stays within ~2e-5 of it, as torch's float32
     does. (At 224x224 the float32 results of both sometimes take the other side of a ReLU
@@ -225,7 +226,7 @@ def test_resnet18_forward_backward_running_stats_eval_against_torch():
 
     n, size = 2, 64
     defs = [d for d in read_netdef(NETS / "resnet18.json") if d["type"] not in ("image_folder_data", "data_augmentation")]
-    net, model, name_map = resnet18_pair(defs, 1, input_specs={"data": ((size, size, 3), "single"), "label": ((1,), "int32")})
+    net, model, name_map = resnet18_pair(defs, 1, device, input_specs={"data": ((size, size, 3), "single"), "label": ((1,), "int32")})
     rng = np.random.default_rng(11)
     x = rng.standard_normal((size, size, 3, n)).astype(np.float32)
     labels = np.array([[3, 997]], np.int32)
@@ -251,16 +252,16 @@ def test_resnet18_forward_backward_running_stats_eval_against_torch():
     np.testing.assert_allclose(test_blobs["fc1000"].to_numpy().T, ref_eval, rtol=1e-4, atol=1e-4 * np.abs(ref_eval).max())
 
 
-def test_resnet18_shipped_definition_224_against_torch():
+def test_resnet18_shipped_definition_224_against_torch(device):
     """The shipped definition as is (data layers, 256x256 uint8 images cropped to 224): train-mode
     logits and loss, running statistics after one step, eval-mode logits, against torch float32."""
     rng = np.random.default_rng(0)
     n = 2
     images = rng.integers(0, 256, (256, 256, 3, n), dtype=np.uint8)
     labels = np.array([[3, 997]])
-    net, model, name_map = resnet18_pair(NETS / "resnet18.json", 2,
+    net, model, name_map = resnet18_pair(NETS / "resnet18.json", 2, device,
                                          data_sources={"d_train": (images, labels), "d_test": (images, labels)})
-    blobs, _ = net.forward({"batch": range(n)}, "train", rng=np.random.default_rng(7), keep=("data", "fc1000", "pool1"))
+    blobs, _ = net.forward({"batch": range(n)}, "train", seed=7, keep=("data", "fc1000", "pool1"))
     assert blobs["pool1"].to_numpy().shape == (56, 56, 64, n)
     x = blob_to_nchw(blobs["data"].to_numpy())
     assert x.shape == (n, 3, 224, 224)
@@ -281,9 +282,9 @@ def test_resnet18_shipped_definition_224_against_torch():
 
 
 # --- pooling conventions ----------------------------------------------------------------------
-def pool_net(params, size=112, c=2):
+def pool_net(params, size=112, c=2, device="numpy"):
     layers = [{"name": "p", "type": "pooling_2d", "params": params, "inputs": ["x"], "outputs": ["y"]}]
-    return Net(layers, input_specs={"x": ((size, size, c), "single")})
+    return Net(layers, device=device, input_specs={"x": ((size, size, c), "single")})
 
 
 @pytest.mark.parametrize("params,torch_kw,out", [
@@ -291,9 +292,9 @@ def pool_net(params, size=112, c=2):
     ({"type": "max", "ksize": 3, "stride": 2, "pad": 0}, {"padding": 0, "ceil_mode": True}, 56),    # original ResNet-50
     ({"type": "average", "ksize": 3, "stride": 2, "pad": 1}, {"padding": 1, "count_include_pad": True}, 56),
 ])
-def test_pooling_conventions_match_torch(params, torch_kw, out):
+def test_pooling_conventions_match_torch(params, torch_kw, out, device):
     x = np.random.default_rng(0).standard_normal((112, 112, 2, 2)).astype(np.float32)
-    blobs, _ = pool_net(params).forward({"x": x}, "test", keep=("y",))
+    blobs, _ = pool_net(params, device=device).forward({"x": x}, "test", keep=("y",))
     y = blobs["y"].to_numpy()
     fn = F.max_pool2d if params["type"] == "max" else F.avg_pool2d
     ref = fn(torch.from_numpy(blob_to_nchw(x)), 3, 2, **torch_kw).numpy()
