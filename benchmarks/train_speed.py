@@ -52,7 +52,7 @@ def lenet_runners(batch):
         idx = rng.integers(0, n, batch)
         net.zero_grads()
         net.train_batch({"batch": idx})
-        opt.step(net)
+        opt.apply(net.store)
         return batch
 
     torch.manual_seed(0)
@@ -115,7 +115,7 @@ def child(framework, net_name, batch, steps):
             t = time.perf_counter()
             net.zero_grads()
             net.train_batch({"batch": np.arange(batch)})
-            opt.step(net)
+            opt.apply(net.store)
             times.append(time.perf_counter() - t)
     else:
         import torch

@@ -401,8 +401,28 @@ def _as_dtype(be, x, dtype):
     return x if x.dtype == dtype else be.astype(x, dtype)
 
 
+def _fresh(data, klass, backend):
+    """A Matrix around a native array already of klass's dtype and of a MATLAB shape (no checks)."""
+    m = _new_matrix(Matrix)
+    m._data, m._klass, m._backend = data, klass, backend
+    if SCOPES:
+        SCOPES[-1].append(m)
+    return m
+
+
+_new_matrix = object.__new__
+_PLAIN_NUMBERS = (int, float)
+
+
 def arith(op, a, b):
     """Elementwise arithmetic with the original's klass rules (op names: backends.base)."""
+    if type(a) is Matrix and a._klass == "single":  # fast paths: single with single of one shape, or a number
+        tb = type(b)
+        if tb is Matrix:
+            if b._klass == "single" and b._backend is a._backend and b._data.shape == a._data.shape:
+                return _fresh(a._backend.binary[op](a._data, b._data), "single", a._backend)
+        elif tb in _PLAIN_NUMBERS:
+            return _fresh(a._backend.binary[op](a._data, b), "single", a._backend)
     xa, xb, klasses, be = _operands(a, b)
     k = K.arith_klass(klasses)
     if k == "single" and ("int32" in klasses or not klasses):

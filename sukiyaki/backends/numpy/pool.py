@@ -9,9 +9,19 @@ import functools
 
 import numpy as np
 
-from sukiyaki.backends.numpy.conv import _cview, _in_chunks, _pad, geometry
+from sukiyaki.backends.numpy.conv import _cview, _pad, chunks, geometry
+from sukiyaki.backends.numpy.threads import parallel_for
 
 _F32 = np.float32
+
+
+def _in_chunks(fn, n, bytes_per_sample):
+    """fn(lo, hi) over range(n): split among the threads, each share in cache-sized chunks."""
+    def share(lo, hi):
+        for a, z in chunks(hi - lo, bytes_per_sample):
+            fn(lo + a, lo + z)
+
+    parallel_for(share, n, n * bytes_per_sample // 4)
 
 
 def _avg_divisor(A, B, ka, kb, sa, sb, pa, pb, oa, ob):
