@@ -407,8 +407,10 @@ class Net:
             if all(t is None for t in tops):
                 continue
             layer = self.layers[d["name"]]
-            tops = [t if t is not None else self._zeros_like(s, blobs, b)
-                    for t, s, b in zip(tops, layer.out_specs, d["outputs"])]
+            if any(t is None for t in tops):  # an output no loss reads: a zero gradient of the batch's size
+                n = next(t.numel // max(s.size, 1) for t, s in zip(tops, layer.out_specs) if t is not None)
+                tops = [t if t is not None else self.ops.wrap(self.ops.zeros(tuple(s.shape) + (n,)))
+                        for t, s in zip(tops, layer.out_specs)]
             ins = [blobs.get(b) for b in d["inputs"]]
             outs = [blobs.get(b) for b in d["outputs"]]
             bottoms = layer.backward(ins, outs, tops, ctx)
@@ -420,11 +422,6 @@ class Net:
         ops = self.ops
         x = ops.native(a)
         return ops.wrap(ops.add(x, ops.native(b, x.shape)))
-
-    def _zeros_like(self, spec, blobs, name):
-        ref = blobs.get(name)
-        n = ref.numel // max(spec.size, 1) if ref is not None else 1
-        return self.ops.wrap(self.ops.zeros(tuple(spec.shape) + (n,)))
 
     def train_batch(self, inputs, loss_scale=1.0, seed=0, iteration=0):
         """Forward and backward on one (sub-)batch in the train phase, gradients added to the store.
