@@ -7,6 +7,8 @@ import pytest
 
 from sukiyaki.data.augment import augment, load_mean, normalize_params
 
+from device_check import numpy_device_allclose  # noqa: E402  (tests/ is on sys.path under pytest)
+
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CASE = SHARED / "compat" / "sukiyaki2-layers" / "data_augmentation"
 
@@ -157,3 +159,157 @@ def test_bad_parameter_types_are_value_errors(params, pattern):
 
     with pytest.raises(ValueError, match=pattern):
         normalize_params(params)
+
+
+# ---------------------------------------------------------------- the data_augmentation layer on the device
+#
+# The layer runs on the network's device and draws its crops and flips from Philox keyed by
+# (seed, layer name) and counted by (iteration, sample id, element); augment() above is the host
+# reference. Deterministic settings must agree with it bit for bit; random ones must give exact
+# (possibly mirrored) windows of the input, the same on every backend and for a sample whatever
+# batch it is in.
+
+
+def aug_net(device, params, images, labels=None):
+    """A data layer 'd' feeding a data_augmentation layer 'aug' (both phases), on device."""
+    from sukiyaki.nn import Net
+
+    defs = [{"name": "d", "type": "mnist_data", "inputs": ["batch"], "outputs": ["raw", "label"]},
+            {"name": "aug", "type": "data_augmentation", "params": params, "inputs": ["raw"], "outputs": ["x"]}]
+    n = images.shape[-1]
+    labels = np.zeros((1, n), np.int32) if labels is None else labels
+    return Net(defs, device=device, data_sources={"d": (images, labels)})
+
+
+def run_aug(net, ids, phase="train", seed=0, iteration=0):
+    """The augmented batch (host copy) for sample ids, and the Matrix it came in."""
+    from sukiyaki.matrix import gather
+
+    blobs, _ = net.forward({"batch": np.asarray(ids)}, phase, keep=["x"], seed=seed, iteration=iteration)
+    m = blobs["x"]
+    assert m.device == net.device and m.klass == "single"
+    shape = tuple(net.schedules[phase].specs["x"].shape) + (len(ids),)  # (oh, ow, c, n), singletons kept
+    return np.array(gather(m).to_numpy()).reshape(shape, order="F"), m
+
+
+def test_layer_equals_the_host_reference_on_the_compat_case(device, case, tmp_path):
+    np.save(tmp_path / "mean.npy", case["mean"])
+    params = {"out_shape": [6, 7], "scale": 0.5, "random_crop": False, "random_flip": False,
+              "input_klass": "single", "mean": str(tmp_path / "mean.npy")}
+    n = case["bottom"].shape[3]
+    net = aug_net(device, params, case["bottom"])
+    for phase in ("train", "test"):
+        out, _ = run_aug(net, range(n), phase)
+        assert out.dtype == np.float32 and out.shape == case["top"].shape
+        assert np.array_equal(out, case["top"]), phase
+        assert np.array_equal(out, augment(case["bottom"], params))
+    # the test phase ignores the random settings: the same centre crop
+    rnd = aug_net(device, dict(params, random_crop=True, random_flip=True), case["bottom"])
+    for seed in (0, 3):
+        assert np.array_equal(run_aug(rnd, range(n), "test", seed=seed)[0], case["top"])
+
+
+def test_layer_uint8_mean_and_scale_equal_the_host_reference(device):
+    """MNIST-style input (uint8, scale 1/256) with a mean: bit for bit the host reference.
+
+    With a scale that float32 cannot hold (1/255), augment() rounds the double product once
+    (the original's arithmetic) while the layer multiplies by float32(scale): they may differ
+    in the last bit, and by no more (see the report of this change)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (8, 9, 3, 20), dtype=np.uint8)
+    mean = (rng.random((8, 9, 3)) * 100).astype(np.float32)
+    for scale in (0.00390625, 1.0, 2.0):
+        p = {"out_shape": [5, 6], "scale": scale, "mean": mean.tolist(), "input_klass": "uint8"}
+        out, _ = run_aug(aug_net(device, p, x), range(20))
+        assert np.array_equal(out, augment(x, p)), scale
+    p = {"out_shape": [5, 6], "scale": 1 / 255, "mean": mean.tolist(), "input_klass": "uint8"}
+    out, _ = run_aug(aug_net(device, p, x), range(20))
+    ref = augment(x, p)
+    ulps = np.abs(out.view(np.int32).astype(np.int64) - ref.view(np.int32).astype(np.int64))
+    assert ulps.max() <= 1
+
+
+def unique_images(h, w, c, n, seed=0):
+    """float32 images whose values are all distinct (so a window is found from one value)."""
+    vals = np.random.default_rng(seed).permutation(h * w * c * n).astype(np.float32)
+    return np.asfortranarray(vals.reshape(h, w, c, n, order="F"))
+
+
+def decode_windows(x, out, ids):
+    """(top, left, flipped) per output sample, asserting each is exactly that window of its input."""
+    oh, ow = out.shape[:2]
+    found = []
+    for j, s in enumerate(ids):
+        (r,), (q,) = np.nonzero(x[:, :, 0, s] == out[0, 0, 0, j])
+        hits = []
+        for t, l, flip in ((r, q, False), (r, q - ow + 1, True)):
+            if 0 <= l and l + ow <= x.shape[1] and t + oh <= x.shape[0]:
+                window = x[t:t + oh, l:l + ow, :, s]
+                if np.array_equal(out[:, :, :, j], window[:, ::-1] if flip else window):
+                    hits.append((int(t), int(l), flip))
+        assert len(hits) == 1, f"output sample {j} (id {s}) is no window of its input"
+        found.append(hits[0])
+    return found
+
+
+@numpy_device_allclose(rtol=0, atol=0)
+def test_random_crops_and_flips_are_exact_windows(device):
+    """Every output sample is an exact window (mirrored or not) of its own input; corners are
+    uniform over every position, both ends included, and about half the samples are mirrored.
+    The decorator checks the same crops on every backend as on numpy."""
+    n = 200
+    x = unique_images(10, 12, 2, n)
+    p = {"out_shape": [4, 5], "random_crop": True, "random_flip": True}
+    net = aug_net(device, p, x)
+    out, m = run_aug(net, range(n), seed=7, iteration=3)
+    windows = decode_windows(x, out, range(n))
+    assert {t for t, _, _ in windows} == set(range(7)) and {l for _, l, _ in windows} == set(range(8))
+    assert 70 < sum(f for _, _, f in windows) < 130
+    # crop only / flip only
+    crops = decode_windows(x, run_aug(aug_net(device, dict(p, random_flip=False), x), range(n), seed=7)[0], range(n))
+    assert not any(f for _, _, f in crops) and len({(t, l) for t, l, _ in crops}) > 40
+    flips = decode_windows(x, run_aug(aug_net(device, dict(p, random_crop=False), x), range(n), seed=7)[0], range(n))
+    assert {(t, l) for t, l, _ in flips} == {(3, 3)} and 70 < sum(f for _, _, f in flips) < 130
+    return m, np.array(windows, dtype=np.int64)
+
+
+@numpy_device_allclose(rtol=0, atol=0)
+def test_a_sample_gets_the_same_window_in_any_batch(device):
+    """The draws are keyed by the sample's id (through the data layer), not its place in the
+    batch: any batch holding sample s crops and mirrors s alike at one (seed, iteration)."""
+    n = 40
+    x = unique_images(9, 11, 1, n, seed=1)
+    net = aug_net(device, {"out_shape": [5, 6], "random_crop": True, "random_flip": True}, x)
+    full, _ = run_aug(net, range(n), seed=5, iteration=9)
+    ref = decode_windows(x, full, range(n))
+    for ids in ([17], [3, 17, 39], [39, 38, 0, 17, 5], list(range(n))[::-1], [17, 17, 2]):
+        out, _ = run_aug(net, ids, seed=5, iteration=9)
+        for j, s in enumerate(ids):
+            assert np.array_equal(out[:, :, :, j], full[:, :, :, s]), (ids, s)
+    # another iteration or another seed draws again
+    for kw in ({"seed": 5, "iteration": 10}, {"seed": 6, "iteration": 9}):
+        other = decode_windows(x, run_aug(net, range(n), **kw)[0], range(n))
+        assert sum(a != b for a, b in zip(ref, other)) > n // 2, kw
+    return np.array(ref, dtype=np.int64)
+
+
+def test_the_mean_is_cropped_and_mirrored_with_the_image_on_the_device(device, tmp_path):
+    """Same layer name, seed, iteration and ids: same windows whatever the pixels. The windows
+    found on unique values give the exact expected output of a uint8 batch with a mean."""
+    rng = np.random.default_rng(2)
+    n = 30
+    x = rng.integers(0, 256, (8, 9, 3, n), dtype=np.uint8)
+    mean = (rng.random((8, 9, 3)) * 100).astype(np.float32)
+    np.save(tmp_path / "mean.npy", mean)
+    p = {"out_shape": [5, 5], "scale": 0.00390625, "random_crop": True, "random_flip": True}
+    probe = unique_images(8, 9, 3, n, seed=4)
+    windows = decode_windows(probe, run_aug(aug_net(device, dict(p, scale=1.0), probe), range(n), seed=11,
+                                            iteration=2)[0], range(n))
+    assert len(set(windows)) > 10
+    net = aug_net(device, dict(p, mean=str(tmp_path / "mean.npy"), input_klass="uint8"), x)
+    out, _ = run_aug(net, range(n), seed=11, iteration=2)
+    for j, (t, l, flip) in enumerate(windows):
+        img = x[:, :, :, j].astype(np.float32) - mean
+        win = img[t:t + 5, l:l + 5]
+        expect = (win[:, ::-1] if flip else win) * np.float32(0.00390625)
+        assert np.array_equal(out[:, :, :, j], expect), j

@@ -100,10 +100,10 @@ def random_source(size, n, rng, classes):
     return rng.integers(0, 256, (size, size, 3, n), dtype=np.uint8), rng.integers(0, classes, (1, n))
 
 
-def build(fname, n=2):
+def build(fname, device, n=2):
     rng = np.random.default_rng(0)
     src = random_source(32 if fname == "cifar10.json" else 256, n, rng, 10 if fname == "cifar10.json" else 1000)
-    return Net(NETS / fname, data_sources={"d_train": src, "d_test": src}), src
+    return Net(NETS / fname, device=device, data_sources={"d_train": src, "d_test": src}), src
 
 
 def score_blob(net):
@@ -124,9 +124,9 @@ for _d, _s4 in ((50, "res4f"), (101, "res4b22"), (152, "res4b35")):
 
 
 @pytest.mark.parametrize("fname", GENERATED)
-def test_shipped_net_builds_with_shapes_and_counts(fname):
-    """One build per net (VGG-16 allocates ~550 MB of weights, ResNet-152 ~240 MB)."""
-    net, src = build(fname)
+def test_shipped_net_builds_with_shapes_and_counts(fname, device):
+    """One build per net and device (VGG-16 allocates ~550 MB of weights, ResNet-152 ~240 MB)."""
+    net, src = build(fname, device)
     try:
         for phase in ("train", "test"):
             specs = net.schedules[phase].specs
@@ -137,6 +137,7 @@ def test_shipped_net_builds_with_shapes_and_counts(fname):
             assert set(net.schedules[phase].inputs) == {"batch"}
         count = sum(v.numel for v in net.parameters().values())
         assert count == TORCHVISION[fname] == FORMULA[fname]()
+        assert net.store.trained_size == count and net.store.size == sum(int(np.prod(s)) for s in net.param_shapes().values())
         shapes = net.param_shapes()
         assert count == sum(int(np.prod(s)) for k, s in shapes.items() if not k.endswith(("running_mean", "running_var")))
         types = {d["type"] for d in net.defs}
@@ -149,16 +150,17 @@ def test_shipped_net_builds_with_shapes_and_counts(fname):
         if fname == "cifar10.json":
             blobs, _ = net.forward({"batch": [0, 1]}, "test", keep=(score_blob(net),))
             assert blobs[score_blob(net)].to_numpy().shape == (10, 2)
-            loss = net.train_batch({"batch": [0, 1]}, rng=np.random.default_rng(0))
-            assert np.isfinite(loss["loss"])
+            loss = net.train_batch({"batch": [0, 1]}, seed=0)
+            assert loss["loss"].device == device and np.isfinite(float(loss["loss"]))
             assert set(net.gradients()) == set(net.parameters())
+            assert all(np.any(v.to_numpy() != 0) for v in net.gradients().values())
     finally:
         del net
         gc.collect()
 
 
-def test_resnet50_forward_one_image():
-    net, _ = build("resnet50.json", n=1)
+def test_resnet50_forward_one_image(device):
+    net, _ = build("resnet50.json", device, n=1)
     blobs, _ = net.forward({"batch": [0]}, "test", keep=("fc1000", "pool1"))
     assert blobs["pool1"].to_numpy().shape[:3] == (56, 56, 64)   # a trailing n=1 is dropped, as MATLAB
     out = blobs["fc1000"].to_numpy()
@@ -219,9 +221,9 @@ def test_vgg16_equals_the_original_but_for_in_size(shared):
     assert ours == orig
 
 
-def test_linear_accepts_the_originals_in_size():
+def test_linear_accepts_the_originals_in_size(device):
     layers = [{"name": "fc7", "type": "linear", "params": {"out_size": 3, "in_size": 4}, "inputs": ["x"], "outputs": ["y"]}]
-    net = Net(layers, input_specs={"x": ((4,), "single")})
+    net = Net(layers, device=device, input_specs={"x": ((4,), "single")})
     assert net.param_shapes()["fc7/weight"] == (4, 3)
 
 

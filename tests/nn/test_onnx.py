@@ -25,19 +25,20 @@ NETS = Path(__file__).resolve().parents[2] / "sukiyaki" / "nets"
 
 
 def randomize(net, rng):
-    """Nontrivial BN scale/shift, biases and running statistics (He-initialised weights stay)."""
+    """Nontrivial BN scale/shift, biases and running statistics (He-initialised weights stay),
+    written into the parameter store at once (one transfer each way)."""
+    arrays = {}
     for key, v in net.parameters().items():
-        shape = v.to_numpy().shape
         if key.endswith("/gamma"):
-            net.set_parameter(key, rng.uniform(0.5, 1.5, shape))
+            arrays[key] = rng.uniform(0.5, 1.5, v.shape)
         elif key.endswith(("/beta", "/bias")):
-            net.set_parameter(key, rng.normal(0, 0.2, shape))
+            arrays[key] = rng.normal(0, 0.2, v.shape)
     for key, v in net.states().items():
-        shape = v.to_numpy().shape
         if key.endswith("/running_var"):
-            net.set_parameter(key, rng.uniform(0.5, 2.0, shape))
+            arrays[key] = rng.uniform(0.5, 2.0, v.shape)
         else:
-            net.set_parameter(key, rng.normal(0, 0.3, shape))
+            arrays[key] = rng.normal(0, 0.3, v.shape)
+    net.store.load_arrays(arrays)
 
 
 def run_onnx(model_or_path, x_nchw):
@@ -50,10 +51,10 @@ def rel_err(got, want):
     return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
 
 
-def shipped_case(name, size, channels, n, rng, tmp_path, **kw):
+def shipped_case(name, size, channels, n, rng, tmp_path, device, **kw):
     imgs = rng.integers(0, 256, (size, size, channels, n), dtype=np.uint8)
     labels = rng.integers(0, 10, (1, n))
-    net = Net(NETS / f"{name}.json", data_sources={"d_train": (imgs, labels), "d_test": (imgs, labels)})
+    net = Net(NETS / f"{name}.json", device=device, data_sources={"d_train": (imgs, labels), "d_test": (imgs, labels)})
     randomize(net, rng)
     score = [d for d in net.defs if d["type"] == "softmax_cross_entropy"][0]["inputs"][0]
     blobs, _ = net.forward({"batch": list(range(n))}, "test", keep=("data", score))
@@ -67,9 +68,9 @@ def shipped_case(name, size, channels, n, rng, tmp_path, **kw):
 
 
 @pytest.mark.parametrize("name,size,channels", [("lenet", 28, 1), ("cifar10", 32, 3), ("resnet18", 256, 3)])
-def test_shipped_net_matches_onnxruntime(name, size, channels, tmp_path):
+def test_shipped_net_matches_onnxruntime(name, size, channels, tmp_path, device):
     rng = np.random.default_rng(1)
-    model, got, ours = shipped_case(name, size, channels, 3, rng, tmp_path)
+    model, got, ours = shipped_case(name, size, channels, 3, rng, tmp_path, device)
     assert got.shape == ours.shape
     assert rel_err(got, ours) < 1e-4, f"{name}: max abs diff {np.abs(got - ours).max()} of {np.abs(ours).max()}"
     (inp,), (out,) = model.graph.input, model.graph.output
@@ -83,19 +84,19 @@ def test_shipped_net_matches_onnxruntime(name, size, channels, tmp_path):
         assert {"Conv", "BatchNormalization", "MaxPool", "GlobalAveragePool", "Add", "Gemm"} <= ops
 
 
-def test_softmax_and_fixed_batch(tmp_path):
+def test_softmax_and_fixed_batch(tmp_path, device):
     rng = np.random.default_rng(2)
-    _, logits, _ = shipped_case("lenet", 28, 1, 4, rng, tmp_path)
+    _, logits, _ = shipped_case("lenet", 28, 1, 4, rng, tmp_path, device)
     rng = np.random.default_rng(2)
-    model, probs, _ = shipped_case("lenet", 28, 1, 4, rng, tmp_path, softmax=True, batch_size=4)
+    model, probs, _ = shipped_case("lenet", 28, 1, 4, rng, tmp_path, device, softmax=True, batch_size=4)
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     np.testing.assert_allclose(probs, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
     assert model.graph.node[-1].op_type == "Softmax"
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
 
 
-def tiny_net(layers, in_shape, seed=0):
-    net = Net(layers, input_specs={"x": (in_shape, "single")}, seed=seed)
+def tiny_net(layers, in_shape, device, seed=0):
+    net = Net(layers, device=device, input_specs={"x": (in_shape, "single")}, seed=seed)
     randomize(net, np.random.default_rng(seed + 10))
     return net
 
@@ -130,24 +131,24 @@ def L(name, type_, inputs, params=None, outputs=None):
     {"type": "max", "global_pool": True},
     {"type": "average", "global_pool": True},
 ])
-def test_pooling_variants(pool):
+def test_pooling_variants(pool, device):
     net = tiny_net([L("conv", "convolution_2d", ["x"], {"in_size": 2, "out_size": 4, "ksize": 2, "pad": 1}),
                     L("pool", "pooling_2d", ["conv"], pool),
-                    L("fc", "linear", ["pool"], {"out_size": 5})], (6, 7, 2))
+                    L("fc", "linear", ["pool"], {"out_size": 5})], (6, 7, 2), device)
     check_tiny(net, (6, 7, 2))
 
 
-def test_average_pooling_without_an_exact_onnx_form_is_refused():
+def test_average_pooling_without_an_exact_onnx_form_is_refused(device):
     """Ceil mode, 7 -> 4 here (the last window would start in the padding); ONNX would give 5."""
     net = tiny_net([L("conv", "convolution_2d", ["x"], {"in_size": 2, "out_size": 4, "ksize": 2, "pad": 1}),
                     L("pool", "pooling_2d", ["conv"], {"type": "average", "ksize": 2, "stride": 2, "pad": 1,
                                                        "cover_all": True}),
-                    L("fc", "linear", ["pool"], {"out_size": 5})], (6, 7, 2))
+                    L("fc", "linear", ["pool"], {"out_size": 5})], (6, 7, 2), device)
     with pytest.raises(ValueError, match="pool"):
         export_onnx(net, None)
 
 
-def test_graph_plumbing_layers():
+def test_graph_plumbing_layers(device):
     """branch, plus of three, concat on each axis, grouped conv, vector BN, elementwise, reshape."""
     layers = [
         L("br", "branch", ["x"], {"n_output": 3}, ["x1", "x2", "x3"]),
@@ -168,28 +169,28 @@ def test_graph_plumbing_layers():
         L("bn1", "batch_normalization", ["fc"], {"in_size": 6, "target_dim": 1}),
         L("sm", "softmax", ["bn1"]),
     ]
-    check_tiny(tiny_net(layers, (5, 6, 4)), (5, 6, 4))
+    check_tiny(tiny_net(layers, (5, 6, 4), device), (5, 6, 4))
 
 
-def test_reshape_image_to_image_and_softmax_on_image():
+def test_reshape_image_to_image_and_softmax_on_image(device):
     layers = [L("c", "convolution_2d", ["x"], {"in_size": 3, "out_size": 6, "ksize": 1}),
               L("rs", "reshape", ["c"], {"shape": [2, -1, 9]}),
               L("sm", "softmax", ["rs"])]
-    model = check_tiny(tiny_net(layers, (4, 3, 3)), (4, 3, 3))
+    model = check_tiny(tiny_net(layers, (4, 3, 3), device), (4, 3, 3))
     assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 72
 
 
-def test_vector_input_mlp():
+def test_vector_input_mlp(device):
     layers = [L("fc1", "linear", ["x"], {"out_size": 7}), L("r", "relu", ["fc1"]),
               L("fc2", "linear", ["r"], {"out_size": 3, "bias": False})]
-    model = check_tiny(tiny_net(layers, (5,)), (5,))
+    model = check_tiny(tiny_net(layers, (5,), device), (5,))
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["N", 5]
 
 
-def test_unsupported_layer_is_named():
+def test_unsupported_layer_is_named(device):
     layers = [L("fc", "linear", ["x"], {"out_size": 3}), L("mse", "loss", ["fc", "t"], outputs=["l"])]
-    net = Net(layers, input_specs={"x": ((4,), "single"), "t": ((3,), "single")})
+    net = Net(layers, device=device, input_specs={"x": ((4,), "single"), "t": ((3,), "single")})
     # the score blob is the loss layer's input: fine
     export_onnx(net)
     from sukiyaki.nn.layer import Layer, register_layer
@@ -202,7 +203,7 @@ def test_unsupported_layer_is_named():
             return [inputs[0] * inputs[0]]
 
     net = Net([L("fc", "linear", ["x"], {"out_size": 3}), L("sq", "test_onnx_square", ["fc"])],
-              input_specs={"x": ((4,), "single")})
+              device=device, input_specs={"x": ((4,), "single")})
     with pytest.raises(ValueError, match="layer 'sq' of type 'test_onnx_square'"):
         export_onnx(net)
     with pytest.raises(ValueError, match="opset"):
