@@ -170,7 +170,7 @@ def _cl_forward(X, W, b, g, keep):
 def _cl_backward(X, W, dY, g, need_dx, need_dw, cache):
     C, A, B, ka, kb, sa, sb, pa, pb, oa, ob, O, _ = g
     N, P, K = X.shape[0], oa * ob, ka * kb * C
-    Wcl = np.ascontiguousarray(W.transpose(2, 3, 1, 0).reshape(K, O))
+    Wk = np.ascontiguousarray(W.transpose(2, 3, 0, 1)) if need_dx else None  # (ka, kb, O, C)
     cached_cols = cache if (cache is not None and cache.ndim == 2) else None
     Xc = cache if (cache is not None and cache.ndim == 4) else None
     if need_dw and cached_cols is None and Xc is None:
@@ -190,13 +190,15 @@ def _cl_backward(X, W, dY, g, need_dx, need_dw, cache):
             cols = cached_cols if cached_cols is not None else _cl_lower(Xc[lo:hi], ka, kb, sa, sb, oa, ob)
             dWcl += cols.T @ dYc  # one BLAS call
         if need_dx:
-            d6 = (dYc @ Wcl.T).reshape(n, oa, ob, ka, kb, C)  # one BLAS call: the columns' gradient
-
-            def col2im(a, z, lo=lo, d6=d6):
+            def col2im(a, z, lo=lo, dYc=dYc):
+                # one product per kernel offset, added at once while it is in cache
                 d = np.zeros((z - a, Ap, Bp, C), dtype=_F32)
+                dy = dYc[a * P:z * P]
+                part = np.empty((dy.shape[0], C), dtype=_F32)
                 for i in range(ka):
                     for j in range(kb):
-                        d[:, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb, :] += d6[a:z, :, :, i, j, :]
+                        np.matmul(dy, Wk[i, j], out=part)
+                        d[:, i:i + sa * (oa - 1) + 1:sa, j:j + sb * (ob - 1) + 1:sb, :] += part.reshape(z - a, oa, ob, C)
                 dx[lo + a:lo + z] = d[:, pa:pa + A, pb:pb + B, :].transpose(0, 3, 1, 2)
 
             parallel_for(col2im, n, n * P * K)
