@@ -141,9 +141,9 @@ class ParamStore:
         for name, a in arrays.items():
             e = self.entries.get(name)
             if e is None or e.kind != "trained":
-                raise KeyError(f"the parameter store has no trained parameter {name!r}")
+                raise ValueError(f"the parameter store has no trained parameter {name!r}")
             a = np.asarray(a, dtype=self.dtype)
             if a.size != e.size:
                 raise ValueError(f"state of {name!r} has {a.size} values, the parameter has {e.size} {e.shape}")
-            flat[e.offset:e.offset + e.size] = a.reshape(-1, order="F") if a.shape == e.shape else a.reshape(-1)
+            flat[e.offset:e.offset + e.size] = a.reshape(-1, order="F")  # column-major, as every view
         return self.ops.upload(flat)

@@ -167,6 +167,8 @@ class NumpyBackend:
         return np.empty(shape, dtype=dtype, order="F")
 
     def full(self, shape, value, dtype):
+        if isinstance(value, (int, float, bool)) and value == 0:
+            return np.zeros(shape, dtype=dtype, order="F")  # pages of zeros come lazily from the OS
         return np.full(shape, value, dtype=dtype, order="F")
 
     def eye(self, n, m, dtype):

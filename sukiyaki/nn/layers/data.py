@@ -226,6 +226,10 @@ class DataAugmentation(Layer):
 
     Params: out_shape [h, w], scale, mean (array or .npy path), mean_order, random_crop,
     random_flip, input_klass. In the test phase the crop is central and nothing is flipped.
+    Runs on the device in float32 (every backend has it; WebGPU has no float64): it equals the
+    host reference :func:`sukiyaki.data.augment.augment`, which rounds the double product as
+    the original did, exactly when the scale is a float32 number (0.5, 1/256), and within one
+    unit in the last place otherwise (1/255).
     """
 
     type_name = "data_augmentation"
