@@ -10,7 +10,7 @@ Example:
     >>> def fill(lo, hi):
     ...     for i in range(lo, hi):
     ...         out[i] = i * i
-    >>> parallel_for(fill, 10, cost=1 << 20)
+    >>> _ = parallel_for(fill, 10, cost=1 << 20)
     >>> out[9]
     81
 """
@@ -18,8 +18,10 @@ Example:
 import os
 import sys
 
-#: Below this many elements moved in all, one thread is faster than waking the pool.
-MIN_PARALLEL_WORK = 1 << 15
+from sukiyaki.backends.numpy.blas import single_threaded_blas
+
+#: Elements moved per thread below which another thread costs more than it saves.
+MIN_WORK_PER_THREAD = 1 << 16
 _pool = None
 _workers = None
 
@@ -80,16 +82,20 @@ def ranges(n, parts):
 def parallel_for(fn, n, cost):
     """Call fn(lo, hi) over a split of range(n) on the pool; returns the results in order.
 
+    The BLAS runs one thread inside the region (see blas.py): the products fn makes are
+    small, and the pool's threads are the parallelism.
+
     Args:
         fn: function of a range of items (samples), writing disjoint outputs.
         n: number of items.
-        cost: elements moved in all (decides whether threads pay).
+        cost: elements moved in all (how many threads pay: one per MIN_WORK_PER_THREAD).
     """
-    w = workers()
-    if w == 1 or n < 2 or cost < MIN_PARALLEL_WORK:
+    parts = min(workers(), n, max(1, int(cost) // MIN_WORK_PER_THREAD))
+    if parts < 2:
         return [fn(0, n)]
-    parts = ranges(n, w)
+    split = ranges(n, parts)
     pool = _get_pool()
-    futures = [pool.submit(fn, lo, hi) for lo, hi in parts[1:]]
-    first = fn(*parts[0])  # the calling thread takes a share too
-    return [first] + [f.result() for f in futures]
+    with single_threaded_blas():
+        futures = [pool.submit(fn, lo, hi) for lo, hi in split[1:]]
+        first = fn(*split[0])  # the calling thread takes a share too
+        return [first] + [f.result() for f in futures]

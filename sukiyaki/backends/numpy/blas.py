@@ -1,0 +1,71 @@
+"""The thread count of the BLAS that numpy loaded (OpenBLAS), read and set through ctypes.
+
+While the kernels' own threads each run small products, BLAS must not start threads of
+its own for them: the pool asks for one BLAS thread during a parallel region and gives
+the count back after, so the large products outside (one BLAS call per chunk) keep every
+core. Where the BLAS is not OpenBLAS, or there is none (Pyodide), this does nothing.
+
+Example:
+    >>> with single_threaded_blas():
+    ...     pass
+"""
+
+import contextlib
+import ctypes
+
+_NAMES = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+          ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+          ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+          ("openblas_get_num_threads", "openblas_set_num_threads"))
+_funcs = None
+
+
+def _openblas():
+    """(get, set) functions of the loaded OpenBLAS, or None."""
+    global _funcs
+    if _funcs is None:
+        _funcs = False
+        try:
+            with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+                libs = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln})
+        except OSError:
+            libs = []
+        for path in libs:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for get_name, set_name in _NAMES:
+                get, set_ = getattr(lib, get_name, None), getattr(lib, set_name, None)
+                if get is not None and set_ is not None:
+                    get.restype = ctypes.c_int
+                    set_.argtypes = [ctypes.c_int]
+                    _funcs = (get, set_)
+                    break
+            if _funcs:
+                break
+    return _funcs or None
+
+
+def blas_threads():
+    """Threads the BLAS uses now (None when unknown)."""
+    f = _openblas()
+    return f[0]() if f else None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run the block with one BLAS thread, then restore the count."""
+    f = _openblas()
+    if not f:
+        yield
+        return
+    before = f[0]()
+    if before == 1:
+        yield
+        return
+    f[1](1)
+    try:
+        yield
+    finally:
+        f[1](before)
