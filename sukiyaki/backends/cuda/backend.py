@@ -1,0 +1,274 @@
+"""CuPy implementation of the backend primitives (see sukiyaki.backends.base).
+
+Native arrays are CuPy ndarrays in column-major order on one GPU; every primitive returns
+F-contiguous storage, as the numpy backend does, and nothing in here reads the device
+back to the host except ``to_numpy``, ``item`` and ``export``. Memory comes from CuPy's
+memory pool. Float32 arithmetic is float32: cuBLAS and cuDNN run without TF32 unless the
+environment asks for it (``NVIDIA_TF32_OVERRIDE``).
+"""
+
+import os
+
+os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")  # fp32 means fp32 (read when the libraries start)
+
+import cupy as cp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sukiyaki.backends.cuda import kernels, nn  # noqa: E402
+
+_F64 = np.dtype(np.float64)
+
+
+def _fortran(x):
+    """x itself when column-major, else a column-major copy."""
+    return x if x.flags.f_contiguous else cp.asfortranarray(x)
+
+
+def _elementwise(fn):
+    def run(*args):
+        r = fn(*args)
+        return r if r.flags.f_contiguous else cp.asfortranarray(r)
+
+    run.__name__ = getattr(fn, "__name__", "op")
+    return run
+
+
+def _round_half_away(x):
+    """MATLAB round: halves go away from zero."""
+    if x.dtype.kind != "f":
+        return x.copy(order="F")
+    return cp.where(cp.abs(x - cp.trunc(x)) == 0.5, cp.trunc(x) + cp.sign(x), cp.round(x)).astype(x.dtype, copy=False)
+
+
+def _sigmoid(x):
+    e = cp.exp(-cp.abs(x))
+    return cp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _mod(x, y):
+    """MATLAB mod: sign of the divisor, mod(x, 0) = x (no read back to decide)."""
+    return cp.where(cp.asarray(y) == 0, x, cp.mod(x, y))
+
+
+BINARY = {
+    "add": cp.add, "sub": cp.subtract, "mul": cp.multiply, "div": cp.true_divide, "pow": cp.power,
+    "maximum": cp.fmax, "minimum": cp.fmin, "mod": _mod, "rem": cp.fmod, "atan2": cp.arctan2,
+    "eq": cp.equal, "ne": cp.not_equal, "lt": cp.less, "le": cp.less_equal, "gt": cp.greater,
+    "ge": cp.greater_equal, "and": cp.logical_and, "or": cp.logical_or, "xor": cp.logical_xor,
+}
+UNARY = {
+    "neg": cp.negative, "exp": cp.exp, "expm1": cp.expm1, "log": cp.log, "log1p": cp.log1p, "log2": cp.log2,
+    "log10": cp.log10, "sqrt": cp.sqrt, "abs": cp.abs, "sign": cp.sign, "floor": cp.floor, "ceil": cp.ceil,
+    "fix": cp.trunc, "round": _round_half_away, "sin": cp.sin, "cos": cp.cos, "tan": cp.tan,
+    "asin": cp.arcsin, "acos": cp.arccos, "atan": cp.arctan, "sinh": cp.sinh, "cosh": cp.cosh,
+    "tanh": cp.tanh, "not": cp.logical_not, "isnan": cp.isnan, "isinf": cp.isinf, "isfinite": cp.isfinite,
+    "sigmoid": _sigmoid,
+}
+
+
+class CudaBackend:
+    """Arrays are column-major CuPy ndarrays on one GPU."""
+
+    is_gpu = True
+
+    def __init__(self, device=0):
+        self.device_id = device
+        self.name = "cuda" if device == 0 else f"cuda:{device}"
+        cp.cuda.Device(device).use()
+        self.nn = nn.Kernels(self)
+        self._rng = cp.random.default_rng()
+        self.binary = {op: _elementwise(fn) for op, fn in BINARY.items()}
+        self.unary = {op: _elementwise(fn) for op, fn in UNARY.items()}
+
+    # --- transfers and memory ---
+    def from_numpy(self, a):
+        return cp.asarray(np.asarray(a), order="F")
+
+    def to_numpy(self, x):
+        return cp.asnumpy(x, order="F")
+
+    def item(self, x):
+        return x.reshape(-1, order="F")[0].item()
+
+    def export(self, x):
+        return x
+
+    def free(self, x):
+        return None  # the memory returns to CuPy's pool when the last reference goes
+
+    def available_memory(self):
+        free, _ = cp.cuda.runtime.memGetInfo()
+        pool = cp.get_default_memory_pool()
+        return free + pool.free_bytes()
+
+    # --- creation ---
+    def empty(self, shape, dtype):
+        return cp.empty(shape, dtype=dtype, order="F")
+
+    def full(self, shape, value, dtype):
+        if isinstance(value, (int, float, bool)) and value == 0:
+            return cp.zeros(shape, dtype=dtype, order="F")
+        return cp.full(shape, value, dtype=dtype, order="F")
+
+    def eye(self, n, m, dtype):
+        return cp.asfortranarray(cp.eye(n, m, dtype=dtype))
+
+    def arange(self, start, step, count, dtype):
+        return self.cast_wrap(start + step * cp.arange(count, dtype=_F64), dtype)
+
+    def rand(self, shape, dtype):
+        return cp.asfortranarray(self._rng.random(shape, dtype=np.float32).astype(dtype, copy=False))
+
+    def randn(self, shape, dtype):
+        return cp.asfortranarray(self._rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False))
+
+    def randint(self, low, high, shape, dtype):
+        return cp.asfortranarray(self._rng.integers(low, high + 1, size=shape).astype(dtype))
+
+    def seed(self, n):
+        self._rng = cp.random.default_rng(n)
+
+    def philox_uniform(self, key, iteration, sample_ids, per_sample):
+        n = sample_ids.shape[0]
+        out = cp.empty((per_sample, n), dtype=np.float32, order="F")
+        ids = cp.ascontiguousarray(sample_ids).view(cp.uint32)
+        blocks = -(-per_sample // 4)
+        kernels.launch("philox", "philox_uniform", blocks * n,
+                       (ids, out, np.uint32(key[0]), np.uint32(key[1]), np.uint32(iteration),
+                        np.int64(per_sample), np.int64(n)))
+        return out
+
+    # --- copies and conversions ---
+    def copy(self, x):
+        return x.copy(order="F")
+
+    def astype(self, x, dtype):
+        if x.dtype == dtype:
+            return x
+        return _fortran(x.astype(dtype, copy=False))
+
+    def cast_wrap(self, x, dtype):
+        dtype = np.dtype(dtype)
+        if dtype.kind == "b":
+            return _fortran(x != 0)
+        if dtype.kind == "f" or x.dtype == dtype:
+            return _fortran(x.astype(dtype, copy=False))
+        if x.dtype.kind in "iub":
+            return _fortran(x.astype(dtype))
+        bits = 8 * dtype.itemsize
+        t = cp.where(cp.isfinite(x), cp.trunc(x), 0.0)
+        t = cp.fmod(t, 2.0 ** bits)
+        return _fortran(t.astype(np.int64).astype(dtype))
+
+    def where(self, cond, x, y):
+        return _fortran(cp.where(cond, x, y))
+
+    # --- reductions and products ---
+    def reduce(self, op, x, axis):
+        if op == "sum":
+            r = cp.sum(x, axis=axis, keepdims=True)
+        elif op == "prod":
+            r = cp.prod(x, axis=axis, keepdims=True)
+        elif op == "max":  # NaN ignored unless all are NaN
+            r = cp.nanmax(x, axis=axis, keepdims=True) if x.dtype.kind == "f" else cp.max(x, axis=axis, keepdims=True)
+        elif op == "min":
+            r = cp.nanmin(x, axis=axis, keepdims=True) if x.dtype.kind == "f" else cp.min(x, axis=axis, keepdims=True)
+        elif op == "any":
+            r = cp.any(x, axis=axis, keepdims=True)
+        elif op == "all":
+            r = cp.all(x, axis=axis, keepdims=True)
+        else:
+            raise ValueError(f"unknown reduction {op!r}")
+        return _fortran(r)
+
+    def argreduce(self, op, x, axis):
+        if op not in ("max", "min"):
+            raise ValueError(f"unknown arg-reduction {op!r}")
+        pick = cp.argmax if op == "max" else cp.argmin
+        if x.dtype.kind != "f":
+            idx = pick(x, axis=axis, keepdims=True)
+            return _fortran(cp.take_along_axis(x, idx, axis=axis)), _fortran(idx.astype(np.int64, copy=False))
+        # NaN ignored unless all are NaN, with no read back: NaN -> -Inf (+Inf), then prefer a
+        # real element over a NaN that tied with the extreme
+        nan = cp.isnan(x)
+        y = cp.where(nan, -np.inf if op == "max" else np.inf, x)
+        idx = pick(y, axis=axis, keepdims=True)
+        best = cp.take_along_axis(y, idx, axis=axis)
+        chosen_nan = cp.take_along_axis(nan, idx, axis=axis) & ~cp.all(nan, axis=axis, keepdims=True)
+        alt = cp.argmax(~nan & (y == best), axis=axis, keepdims=True)
+        idx = cp.where(chosen_nan, alt, idx)
+        return _fortran(cp.take_along_axis(x, idx, axis=axis)), _fortran(idx.astype(np.int64, copy=False))
+
+    def cumulative(self, op, x, axis):
+        if op == "cumsum":
+            return _fortran(cp.cumsum(x, axis=axis))
+        if op == "cumprod":
+            return _fortran(cp.cumprod(x, axis=axis))
+        raise ValueError(f"unknown cumulative op {op!r}")
+
+    def matmul(self, x, y, trans_x=False, trans_y=False):
+        yt = y if trans_y else y.T
+        xt = x if trans_x else x.T
+        return cp.matmul(yt, xt).T  # (op(x) op(y))' row-major is the column-major result
+
+    # --- shape ---
+    def reshape(self, x, shape):
+        return cp.reshape(x, shape, order="F")
+
+    def view(self, buffer, offset, shape):
+        n = 1
+        for s in shape:
+            n *= s
+        return buffer[offset:offset + n].reshape(shape, order="F")
+
+    def transpose(self, x, axes):
+        return cp.transpose(x, axes).copy(order="F")
+
+    def concat(self, xs, axis):
+        return _fortran(cp.concatenate(xs, axis=axis))
+
+    def tile(self, x, reps):
+        return cp.asfortranarray(cp.tile(x, reps))
+
+    # --- indexing ---
+    def _ix(self, x, keys):
+        return cp.ix_(*[cp.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, x.shape)])
+
+    def gather(self, x, keys):
+        if all(isinstance(k, slice) for k in keys):
+            return x[tuple(keys)].copy(order="F")
+        return _fortran(x[self._ix(x, keys)])
+
+    def scatter(self, x, keys, values):
+        if all(isinstance(k, slice) for k in keys):
+            x[tuple(keys)] = values
+        else:
+            x[self._ix(x, keys)] = values
+
+    def take_linear(self, x, idx):
+        return _fortran(x.reshape(-1, order="F")[idx])
+
+    def put_linear(self, x, idx, values):
+        x.reshape(-1, order="F")[idx] = values
+
+    def nonzero_linear(self, x):
+        return cp.flatnonzero(x.reshape(-1, order="F")).astype(np.int64)
+
+    # --- in-place updates ---
+    def assign_(self, x, y):
+        if isinstance(y, cp.ndarray):
+            cp.copyto(x, y, casting="unsafe")
+        else:
+            x.fill(y)
+
+    def scale_(self, x, a):
+        cp.multiply(x, x.dtype.type(a), out=x)
+
+    def axpy_(self, y, a, x):
+        if y.shape != x.shape:
+            raise ValueError(f"axpy_: shapes differ: {y.shape} and {x.shape}")
+        a = y.dtype.type(a)
+        if a == 1:
+            cp.add(y, x, out=y)
+        else:
+            y += a * x

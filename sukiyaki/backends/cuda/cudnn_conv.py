@@ -1,0 +1,102 @@
+"""2-d convolutions through cuDNN's graph API (the ``nvidia-cudnn-frontend`` package).
+
+One cuDNN graph per (direction, spec, batch size, dtype), validated, planned and built
+the first time it is needed, then executed on CuPy arrays. Our blobs are (h, w, c, n)
+column-major: cuDNN sees packed NCHW tensors whose "H" is our w and whose "W" is our h,
+so kernel, stride and padding are given w first. Every output's dims and strides are
+set explicitly (left to inference, fprop was seen to give wrong numbers).
+"""
+
+import functools
+
+import numpy as np
+
+_F32 = np.dtype(np.float32)
+
+
+def _packed(dims):
+    """Strides of a packed row-major tensor of these dims."""
+    strides, s = [], 1
+    for d in reversed(dims):
+        strides.append(s)
+        s *= d
+    return list(reversed(strides))
+
+
+class CudnnConv:
+    """Memoized cuDNN convolution graphs on the current CuPy stream."""
+
+    def __init__(self):
+        try:
+            import cudnn
+        except ImportError as exc:
+            raise RuntimeError(f"backend 'cuda': convolutions need cuDNN's Python frontend ({exc}); install it "
+                               f"with: pip install 'sukiyaki[cuda]' (nvidia-cudnn-frontend)") from None
+        import cupy as cp
+
+        self.cudnn = cudnn
+        self.cp = cp
+        self.handle = cudnn.create_handle()
+        self._workspace = cp.empty(1, dtype=np.uint8)
+
+    def _dims(self, spec, n):
+        h, w, c = spec.in_shape
+        oh, ow, o = spec.out_shape
+        kh, kw = spec.ksize
+        x = [n, c, w, h]
+        wt = [o, c // spec.group, kw, kh]
+        y = [n, o, ow, oh]
+        conv = dict(padding=[spec.pad[1], spec.pad[0]], stride=[spec.stride[1], spec.stride[0]], dilation=[1, 1])
+        return x, wt, y, conv
+
+    @functools.lru_cache(maxsize=256)
+    def _graph(self, kind, spec, n):
+        cudnn = self.cudnn
+        xd, wd, yd, conv = self._dims(spec, n)
+        g = cudnn.pygraph(io_data_type=cudnn.data_type.FLOAT, intermediate_data_type=cudnn.data_type.FLOAT,
+                          compute_data_type=cudnn.data_type.FLOAT, handle=self.handle)
+        if kind == "fprop":
+            a = g.tensor(name="x", dim=xd, stride=_packed(xd), data_type=cudnn.data_type.FLOAT)
+            b = g.tensor(name="w", dim=wd, stride=_packed(wd), data_type=cudnn.data_type.FLOAT)
+            out = g.conv_fprop(image=a, weight=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
+            od = yd
+        elif kind == "dgrad":
+            a = g.tensor(name="dy", dim=yd, stride=_packed(yd), data_type=cudnn.data_type.FLOAT)
+            b = g.tensor(name="w", dim=wd, stride=_packed(wd), data_type=cudnn.data_type.FLOAT)
+            out = g.conv_dgrad(loss=a, filter=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
+            od = xd
+        else:
+            a = g.tensor(name="x", dim=xd, stride=_packed(xd), data_type=cudnn.data_type.FLOAT)
+            b = g.tensor(name="dy", dim=yd, stride=_packed(yd), data_type=cudnn.data_type.FLOAT)
+            out = g.conv_wgrad(image=a, loss=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
+            od = wd
+        out.set_output(True).set_dim(od).set_stride(_packed(od))
+        g.validate()
+        g.build_operation_graph()
+        g.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
+        g.check_support()
+        g.build_plans()
+        return g, a, b, out, max(1, int(g.get_workspace_size()))
+
+    def _run(self, kind, spec, n, first, second, out_shape):
+        cp = self.cp
+        g, a, b, out, ws = self._graph(kind, spec, n)
+        if self._workspace.size < ws:
+            self._workspace = cp.empty(ws, dtype=np.uint8)
+        result = cp.empty(out_shape, dtype=_F32, order="F")
+        self.cudnn.set_stream(handle=self.handle, stream=cp.cuda.get_current_stream().ptr)
+        g.execute({a: cp.asfortranarray(first), b: cp.asfortranarray(second), out: result}, self._workspace,
+                  handle=self.handle)
+        return result
+
+    def forward(self, x, w, spec, n):
+        """y (h', w', out, n) of x (h, w, c, n) and w (kh, kw, c/g, out)."""
+        return self._run("fprop", spec, n, x, w, tuple(spec.out_shape) + (n,))
+
+    def backward_data(self, dy, w, spec, n):
+        """dx (h, w, c, n)."""
+        return self._run("dgrad", spec, n, dy, w, tuple(spec.in_shape) + (n,))
+
+    def backward_filter(self, x, dy, spec, n):
+        """dw (kh, kw, c/g, out)."""
+        return self._run("wgrad", spec, n, x, dy, spec.weight_shape)
