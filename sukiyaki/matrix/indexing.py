@@ -305,8 +305,7 @@ def set(A, subs, value):  # noqa: A001 (MATLAB-style name)
         v, vnum = _value_data(A, value, (count, 1), "linear")
         if count == 0:
             return
-        vflat = be.reshape(v, (vnum,)) if vnum != 1 else be.reshape(v, (1,))
-        be.put_linear(A._data, be.from_numpy(key), vflat)
+        _put_last_wins(be, A._data, key, v, vnum)
         return
     ext, keys, counts = _resolve_nd(A, subs)
     v, vnum = _value_data(A, value, tuple(counts), "nd")
@@ -317,11 +316,40 @@ def set(A, subs, value):  # noqa: A001 (MATLAB-style name)
         # keeps its memory (a collapsing reshape may copy, e.g. of a row-major numpy array)
         grids = [np.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, ext)]
         lin = np.ravel_multi_index(np.ix_(*grids), ext, order="F").reshape(-1, order="F")
-        vflat = be.reshape(v, (vnum,)) if vnum != 1 else be.reshape(v, (1,))
-        be.put_linear(A._data, be.from_numpy(lin), vflat)
+        _put_last_wins(be, A._data, lin, v, vnum)
         return
     vals = be.reshape(v, (1,) * len(counts)) if vnum == 1 else be.reshape(v, tuple(counts))
+    keeps = [None if isinstance(k, slice) else _last_occurrences(k) for k in keys]
+    if any(k is not None for k in keeps):  # a repeated index: the last assignment wins (as numpy)
+        keys = [k if keep is None else k[keep] for k, keep in zip(keys, keeps)]
+        if vnum != 1:
+            vals = be.gather(vals, [slice(None) if keep is None else be.from_numpy(keep) for keep in keeps])
     be.scatter(A._data, _native_keys(be, keys), vals)
+
+
+def _last_occurrences(key):
+    """Sorted positions of the last occurrence of each index in key, or None without repeats.
+
+    numpy assigns repeated indices in order (the last wins); a GPU scatter writes them in no
+    defined order, so repeats are removed before the scatter on every backend.
+    """
+    if key.size < 2:
+        return None
+    first_in_reversed = np.unique(key[::-1], return_index=True)[1]
+    if first_in_reversed.size == key.size:
+        return None
+    return np.sort(key.size - 1 - first_in_reversed)
+
+
+def _put_last_wins(be, x, key, v, vnum):
+    """Assign v (vnum values, or one) at the linear indices key of x, the last of repeats winning."""
+    vflat = be.reshape(v, (vnum,)) if vnum != 1 else be.reshape(v, (1,))
+    keep = _last_occurrences(key)
+    if keep is not None:
+        key = key[keep]
+        if vnum != 1:
+            vflat = be.take_linear(vflat, be.from_numpy(keep))
+    be.put_linear(x, be.from_numpy(key), vflat)
 
 
 def find(A, n=None, nargout=1):

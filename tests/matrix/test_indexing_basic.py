@@ -268,3 +268,15 @@ def test_set_with_collapsed_dimensions_keeps_sharing_the_array():
     assert a[0, 1, 1] == -2 and A.get(1, 5).item() == -2
     assert a[1, 1, 3] == 7 and a[1, 2, 3] == 7
     assert np.shares_memory(A.to_numpy(), a)
+
+
+def test_repeated_subscripts_in_an_assignment_keep_the_last_value(device):
+    """numpy assigns repeats in order; a GPU scatter in no defined order: the last must win everywhere."""
+    A = M.zeros(3, 4, device=device)
+    A.set([2, 2, 1], ":", M.array([[1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]], device=device))
+    np.testing.assert_array_equal(to_numpy(A)[:, 0], [3, 2, 0])
+    A.set(1, [4, 4], M.array([[7, 8]], device=device))
+    assert to_numpy(A)[0, 3] == 8
+    B = M.zeros(2, 2, 2, device=device)
+    B.set(1, [3, 3], M.array([[5, 6]], device=device))  # collapsed dimensions: linear indices
+    assert to_numpy(B).reshape(-1, order="F")[4] == 6

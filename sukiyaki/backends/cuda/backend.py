@@ -50,8 +50,31 @@ def _mod(x, y):
     return cp.where(cp.asarray(y) == 0, x, cp.mod(x, y))
 
 
+_EXACT = ("-ftz=false", "-prec-div=true", "-prec-sqrt=true")
+
+
+def _exact_binary(expr, name):
+    """An elementwise kernel of kernels/arith.cu for float operands (numbers broadcast), IEEE exact;
+    other dtypes take CuPy's ufunc."""
+    kernel = cp.ElementwiseKernel("T x, T y", "T z", f"z = {expr}(x, y)", name,
+                                  preamble=kernels.source("arith"), options=_EXACT)
+    ufunc = {"sk_div": cp.true_divide, "sk_pow": cp.power}[expr]
+
+    def run(x, y):
+        xa, ya = isinstance(x, cp.ndarray), isinstance(y, cp.ndarray)
+        dt = cp.result_type(x if xa else np.float32, y if ya else np.float32) if (xa or ya) else None
+        if dt is None or dt.kind != "f":
+            return ufunc(x, y)
+        x = x.astype(dt, copy=False) if xa else dt.type(x)
+        y = y.astype(dt, copy=False) if ya else dt.type(y)
+        return kernel(x, y)
+
+    return run
+
+
 BINARY = {
-    "add": cp.add, "sub": cp.subtract, "mul": cp.multiply, "div": cp.true_divide, "pow": cp.power,
+    "add": cp.add, "sub": cp.subtract, "mul": cp.multiply,
+    "div": _exact_binary("sk_div", "sukiyaki_div"), "pow": _exact_binary("sk_pow", "sukiyaki_pow"),
     "maximum": cp.fmax, "minimum": cp.fmin, "mod": _mod, "rem": cp.fmod, "atan2": cp.arctan2,
     "eq": cp.equal, "ne": cp.not_equal, "lt": cp.less, "le": cp.less_equal, "gt": cp.greater,
     "ge": cp.greater_equal, "and": cp.logical_and, "or": cp.logical_or, "xor": cp.logical_xor,

@@ -19,7 +19,7 @@ extern "C" __global__ void max_pool_forward(const float* x, float* y, int* code,
         int ih = oh * sh - ph + dh;
         for (int dw = 0; dw < kw; ++dw) {
             int iw = ow * sw - pw + dw;
-            float v = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xp[ih + (long long)H * iw] : -INFINITY;
+            float v = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xp[ih + (long long)H * iw] : -__int_as_float(0x7f800000);
             if ((dh == 0 && dw == 0) || v > best || (v != v && best == best)) {
                 best = v;
                 arg = dh * kw + dw;
