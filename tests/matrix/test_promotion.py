@@ -40,6 +40,10 @@ def column(spec, device):
     return M.array(vals.astype(DTYPES[spec["klass"]]).reshape(-1, 1), klass=spec["klass"], device=device)
 
 
+#: Devices whose float32 arithmetic may flush subnormals to zero.
+GPU_FLUSHING = ("cuda", "webgpu")
+
+
 def assert_exact(out, case, shape, key="expect"):
     """out has the case's klass and exactly its expected values (NaN equal to NaN).
 
@@ -55,6 +59,10 @@ def assert_exact(out, case, shape, key="expect"):
         with np.errstate(all="ignore"):
             ulp = np.spacing(np.abs(exp).astype(np.float32)).astype(np.float64)
             same |= np.isfinite(exp) & (np.abs(got - exp) <= case["ulps"] * ulp)
+    if out.device in GPU_FLUSHING and case["klass"] == "single":
+        # GPU float32 kernels may flush subnormal results (below 1.2e-38) to zero: within
+        # float32 tolerance, not bit-equal; the CPU backends must match exactly
+        same |= np.isfinite(exp) & (np.abs(exp) < np.finfo(np.float32).tiny) & (np.abs(got) < np.finfo(np.float32).tiny)
     same[case.get("skip", [])] = True
     if not same.all():
         i = int(np.flatnonzero(~same)[0])

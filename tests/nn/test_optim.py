@@ -521,7 +521,7 @@ def test_state_is_bound_to_one_store_size(device):
     opt = get_optimizer("momentum_sgd", lr=0.1)
     run_steps(opt, net, 1)
     other = Net([DEFS[0] | {"params": {"out_size": 7}}] + DEFS[1:], device=device, input_specs=SPECS)
-    with pytest.raises(ValueError, match=r"momentum_sgd: its state is for 43 parameters, the store has 59"):
+    with pytest.raises(ValueError, match=r"momentum_sgd: its state is for 43 parameters in 4 tensors, the store has 59 in 4"):
         opt.apply(other.store)
 
 

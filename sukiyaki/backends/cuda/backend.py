@@ -58,7 +58,7 @@ def _exact_binary(expr, name):
     other dtypes take CuPy's ufunc."""
     kernel = cp.ElementwiseKernel("T x, T y", "T z", f"z = {expr}(x, y)", name,
                                   preamble=kernels.source("arith"), options=_EXACT)
-    ufunc = {"sk_div": cp.true_divide, "sk_pow": cp.power}[expr]
+    ufunc = {"sk_pow": cp.power}[expr]
 
     def run(x, y):
         xa, ya = isinstance(x, cp.ndarray), isinstance(y, cp.ndarray)
@@ -72,9 +72,29 @@ def _exact_binary(expr, name):
     return run
 
 
+def _nan_ignoring(fn):
+    """max or min reduction that ignores NaN unless all are NaN (fmax/fmin folded), with no
+    read back (cupy.nanmax checks for all-NaN slices on the host)."""
+    kernels_by_dtype = {}
+    nan = {np.dtype(np.float32): "__int_as_float(0x7fc00000)",
+           np.dtype(np.float64): "__longlong_as_double(0x7ff8000000000000LL)"}
+
+    def run(x, axis):
+        k = kernels_by_dtype.get(x.dtype)
+        if k is None:
+            t = x.dtype.name
+            k = kernels_by_dtype[x.dtype] = cp.ReductionKernel(f"{t} x", f"{t} y", "x", f"{fn}(a, b)", "y = a",
+                                                               nan[x.dtype], f"sukiyaki_{fn}_{t}")
+        return k(x, axis=axis, keepdims=True)
+
+    return run
+
+
+_FMAX, _FMIN = _nan_ignoring("fmax"), _nan_ignoring("fmin")
+
 BINARY = {
-    "add": cp.add, "sub": cp.subtract, "mul": cp.multiply,
-    "div": _exact_binary("sk_div", "sukiyaki_div"), "pow": _exact_binary("sk_pow", "sukiyaki_pow"),
+    "add": cp.add, "sub": cp.subtract, "mul": cp.multiply, "div": cp.true_divide,
+    "pow": _exact_binary("sk_pow", "sukiyaki_pow"),
     "maximum": cp.fmax, "minimum": cp.fmin, "mod": _mod, "rem": cp.fmod, "atan2": cp.arctan2,
     "eq": cp.equal, "ne": cp.not_equal, "lt": cp.less, "le": cp.less_equal, "gt": cp.greater,
     "ge": cp.greater_equal, "and": cp.logical_and, "or": cp.logical_or, "xor": cp.logical_xor,
@@ -193,9 +213,9 @@ class CudaBackend:
         elif op == "prod":
             r = cp.prod(x, axis=axis, keepdims=True)
         elif op == "max":  # NaN ignored unless all are NaN
-            r = cp.nanmax(x, axis=axis, keepdims=True) if x.dtype.kind == "f" else cp.max(x, axis=axis, keepdims=True)
+            r = _FMAX(x, axis) if x.dtype.kind == "f" else cp.max(x, axis=axis, keepdims=True)
         elif op == "min":
-            r = cp.nanmin(x, axis=axis, keepdims=True) if x.dtype.kind == "f" else cp.min(x, axis=axis, keepdims=True)
+            r = _FMIN(x, axis) if x.dtype.kind == "f" else cp.min(x, axis=axis, keepdims=True)
         elif op == "any":
             r = cp.any(x, axis=axis, keepdims=True)
         elif op == "all":

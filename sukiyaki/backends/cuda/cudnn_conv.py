@@ -23,6 +23,12 @@ def _packed(dims):
     return list(reversed(strides))
 
 
+def _aligned(cp, x):
+    """x as a packed array on a 16-byte boundary, as cuDNN requires (a copy only when it is not)."""
+    x = cp.asfortranarray(x)
+    return x if x.data.ptr % 16 == 0 else x.copy(order="F")
+
+
 class CudnnConv:
     """Memoized cuDNN convolution graphs on the current CuPy stream."""
 
@@ -51,6 +57,20 @@ class CudnnConv:
 
     @functools.lru_cache(maxsize=256)
     def _graph(self, kind, spec, n):
+        """The built graph: deterministic, full-precision engines when cuDNN has one, else any."""
+        try:
+            return self._build(kind, spec, n, strict=True)
+        except Exception:  # no engine left after the filter (cuDNN's errors have several types)
+            return self._build(kind, spec, n, strict=False)
+
+    def _strict_notes(self):
+        """Numerical notes we refuse in fp32: nondeterministic, reduced precision, Winograd, FFT."""
+        enum = getattr(self.cudnn, "numerical_note", None)
+        names = ("NONDETERMINISTIC", "REDUCED_PRECISION_REDUCTION", "DOWN_CONVERT_INPUTS", "FFT", "WINOGRAD",
+                 "WINOGRAD_TILE_4x4", "WINOGRAD_TILE_6x6", "WINOGRAD_TILE_13x13")
+        return [getattr(enum, n) for n in names if enum is not None and hasattr(enum, n)]
+
+    def _build(self, kind, spec, n, strict):
         cudnn = self.cudnn
         xd, wd, yd, conv = self._dims(spec, n)
         g = cudnn.pygraph(io_data_type=cudnn.data_type.FLOAT, intermediate_data_type=cudnn.data_type.FLOAT,
@@ -74,6 +94,8 @@ class CudnnConv:
         g.validate()
         g.build_operation_graph()
         g.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
+        if strict:  # the same bits on every run (exact resume), and float32 accuracy
+            g.deselect_numeric_notes(self._strict_notes())
         g.check_support()
         g.build_plans()
         return g, a, b, out, max(1, int(g.get_workspace_size()))
@@ -85,8 +107,7 @@ class CudnnConv:
             self._workspace = cp.empty(ws, dtype=np.uint8)
         result = cp.empty(out_shape, dtype=_F32, order="F")
         self.cudnn.set_stream(handle=self.handle, stream=cp.cuda.get_current_stream().ptr)
-        g.execute({a: cp.asfortranarray(first), b: cp.asfortranarray(second), out: result}, self._workspace,
-                  handle=self.handle)
+        g.execute({a: _aligned(cp, first), b: _aligned(cp, second), out: result}, self._workspace, handle=self.handle)
         return result
 
     def forward(self, x, w, spec, n):

@@ -83,10 +83,12 @@ class Optimizer:
         self.iteration += 1
 
     def _bind(self, store):
-        if self._size is not None and self._size != store.trained_size:
-            raise ValueError(f"{self.type_name}: its state is for {self._size} parameters, the store has "
-                             f"{store.trained_size}")
-        self._size = store.trained_size
+        layout = store.trained_layout
+        if self._size is not None and self._layout != layout:
+            count = lambda lay: sum(math.prod(s) for _, s in lay)  # noqa: E731
+            raise ValueError(f"{self.type_name}: its state is for {count(self._layout)} parameters in "
+                             f"{len(self._layout)} tensors, the store has {count(layout)} in {len(layout)}")
+        self._size, self._layout = store.trained_size, layout
         self._store = store
 
     def slot(self, name):

@@ -1,8 +1,6 @@
-// Elementwise division and power as the numpy backend (and JavaScript) compute them:
-// IEEE-rounded, subnormals kept (compiled with -ftz=false -prec-div=true), and an integer
-// exponent of a double computed by squaring, so that 3 ^ 1 is 3 and truncates to 3.
-
-template <typename T> __device__ inline T sk_div(T x, T y) { return x / y; }
+// Elementwise power as the numpy backend (and JavaScript) computes it: an integer exponent
+// of a double computed by squaring, so that 3 ^ 1 is 3 and truncates to 3 (CUDA's pow may
+// be an ulp off); compiled with -ftz=false -prec-div=true.
 
 __device__ inline float sk_pow(float x, float y) { return powf(x, y); }
 
