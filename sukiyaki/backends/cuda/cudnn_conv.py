@@ -44,6 +44,7 @@ class CudnnConv:
         self.cp = cp
         self.handle = cudnn.create_handle()
         self._workspace = cp.empty(1, dtype=np.uint8)
+        self.fallbacks = []  # graphs built without the deterministic, full-precision filter, and why
 
     def _dims(self, spec, n):
         h, w, c = spec.in_shape
@@ -60,7 +61,8 @@ class CudnnConv:
         """The built graph: deterministic, full-precision engines when cuDNN has one, else any."""
         try:
             return self._build(kind, spec, n, strict=True)
-        except Exception:  # no engine left after the filter (cuDNN's errors have several types)
+        except Exception as exc:  # no engine left after the filter (cuDNN's errors have several types)
+            self.fallbacks.append(f"{kind} {spec.in_shape}->{spec.out_shape} n={n}: {type(exc).__name__}: {exc}")
             return self._build(kind, spec, n, strict=False)
 
     def _strict_notes(self):
