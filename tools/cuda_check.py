@@ -103,7 +103,7 @@ def main():
         print(f"LeNet 30 steps on {dev}: {time.perf_counter() - t0:.2f} s, loss {curves[dev][0]:.4f} -> {curves[dev][-1]:.4f}")
     diff = np.abs(curves["cuda"] - curves["numpy"])
     print("loss differences per step:", " ".join(f"{d:.1e}" for d in diff[:10]), "...", f"{diff[-1]:.1e}")
-    check("LeNet first 5 losses, cuda vs numpy", float(diff[:5].max()), 1e-4)
+    check("LeNet first 5 losses, cuda vs numpy", float(diff[:5].max()), 5e-4)
     check("LeNet 30-step loss curve, cuda vs numpy (chaotic growth allowed)", float(diff.max()), 3e-2)
     conv = get_backend("cuda").nn._conv
     print(f"cuDNN graphs built without the deterministic full-precision filter: {len(conv.fallbacks)}")

@@ -122,8 +122,12 @@ def test_batch_div_gives_the_same_update(device, test_subset, div):
         nets.append((snapshot(net), float(losses["loss"])))
     (w1, l1), (w2, l2) = nets
     assert l1 == pytest.approx(l2, rel=1e-5)
+    # On a GPU cuDNN picks its convolution algorithm per batch size (another rounding), and a
+    # last-bit difference can break a tie of LeNet's max pooling (digits have flat background)
+    # the other way: a valid gradient either way, so the weights agree to a looser tolerance.
+    rtol, atol = (1e-5, 1e-7) if device in ("numpy", "strict") else (2e-3, 5e-5)
     for k in w1:
-        np.testing.assert_allclose(w2[k], w1[k], rtol=1e-5, atol=1e-7, err_msg=k)
+        np.testing.assert_allclose(w2[k], w1[k], rtol=rtol, atol=atol, err_msg=k)
     w0 = weight_arrays(lenet(test_subset, device))
     moved = max(np.abs(w1[k] - w0[k]).max() for k in w1)
     assert moved > 1e-4  # the step did something
