@@ -30,6 +30,7 @@ from sukiyaki.nn.ops import ops_of
 
 LAYER_TYPES = {}
 
+
 #: A blob's description: per-sample shape (tuple) and klass.
 class BlobSpec(tuple):
     """(shape, klass) of a blob, shape without the batch dimension."""

@@ -41,7 +41,6 @@ from collections import deque
 import numpy as np
 
 from sukiyaki.data.loader import BatchIterator
-from sukiyaki.matrix import Matrix
 from sukiyaki.nn.net import Net
 from sukiyaki.nn.netdef import loads_json
 from sukiyaki.nn.optim import get_optimizer, make_schedule

@@ -14,6 +14,7 @@ os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")  # fp32 means fp32 (read when
 import cupy as cp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sukiyaki.backends.arraylike import ArrayModulePrimitives  # noqa: E402
 from sukiyaki.backends.cuda import kernels, nn  # noqa: E402
 
 _F64 = np.dtype(np.float64)
@@ -109,10 +110,12 @@ UNARY = {
 }
 
 
-class CudaBackend:
-    """Arrays are column-major CuPy ndarrays on one GPU."""
+class CudaBackend(ArrayModulePrimitives):
+    """Arrays are column-major CuPy ndarrays on one GPU (shape and indexing primitives:
+    sukiyaki.backends.arraylike)."""
 
     is_gpu = True
+    xp = cp
 
     def __init__(self, device=0):
         self.device_id = device
@@ -145,16 +148,11 @@ class CudaBackend:
         return free + pool.free_bytes()
 
     # --- creation ---
-    def empty(self, shape, dtype):
-        return cp.empty(shape, dtype=dtype, order="F")
 
     def full(self, shape, value, dtype):
         if isinstance(value, (int, float, bool)) and value == 0:
             return cp.zeros(shape, dtype=dtype, order="F")
         return cp.full(shape, value, dtype=dtype, order="F")
-
-    def eye(self, n, m, dtype):
-        return cp.asfortranarray(cp.eye(n, m, dtype=dtype))
 
     def arange(self, start, step, count, dtype):
         return self.cast_wrap(start + step * cp.arange(count, dtype=_F64), dtype)
@@ -182,8 +180,6 @@ class CudaBackend:
         return out
 
     # --- copies and conversions ---
-    def copy(self, x):
-        return x.copy(order="F")
 
     def astype(self, x, dtype):
         if x.dtype == dtype:
@@ -202,9 +198,6 @@ class CudaBackend:
         t = cp.where(cp.isfinite(x), cp.trunc(x), 0.0)
         t = cp.fmod(t, 2.0 ** bits)
         return _fortran(t.astype(np.int64).astype(dtype))
-
-    def where(self, cond, x, y):
-        return _fortran(cp.where(cond, x, y))
 
     # --- reductions and products ---
     def reduce(self, op, x, axis):
@@ -254,48 +247,9 @@ class CudaBackend:
         xt = x if trans_x else x.T
         return cp.matmul(yt, xt).T  # (op(x) op(y))' row-major is the column-major result
 
-    # --- shape ---
-    def reshape(self, x, shape):
-        return cp.reshape(x, shape, order="F")
-
-    def view(self, buffer, offset, shape):
-        n = 1
-        for s in shape:
-            n *= s
-        return buffer[offset:offset + n].reshape(shape, order="F")
-
-    def transpose(self, x, axes):
-        return cp.transpose(x, axes).copy(order="F")
-
+    # --- shape (the rest: sukiyaki.backends.arraylike) ---
     def concat(self, xs, axis):
         return _fortran(cp.concatenate(xs, axis=axis))
-
-    def tile(self, x, reps):
-        return cp.asfortranarray(cp.tile(x, reps))
-
-    # --- indexing ---
-    def _ix(self, x, keys):
-        return cp.ix_(*[cp.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, x.shape)])
-
-    def gather(self, x, keys):
-        if all(isinstance(k, slice) for k in keys):
-            return x[tuple(keys)].copy(order="F")
-        return _fortran(x[self._ix(x, keys)])
-
-    def scatter(self, x, keys, values):
-        if all(isinstance(k, slice) for k in keys):
-            x[tuple(keys)] = values
-        else:
-            x[self._ix(x, keys)] = values
-
-    def take_linear(self, x, idx):
-        return _fortran(x.reshape(-1, order="F")[idx])
-
-    def put_linear(self, x, idx, values):
-        x.reshape(-1, order="F")[idx] = values
-
-    def nonzero_linear(self, x):
-        return cp.flatnonzero(x.reshape(-1, order="F")).astype(np.int64)
 
     # --- in-place updates ---
     def assign_(self, x, y):

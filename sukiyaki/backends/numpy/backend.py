@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from sukiyaki.backends.arraylike import ArrayModulePrimitives
 from sukiyaki.backends.numpy import nn, philox
 
 _F64 = np.dtype(np.float64)
@@ -108,6 +109,7 @@ def _quiet_matmul(a, b):
     finally:
         _ERRSTATE.reset(token)
 
+
 BINARY = {
     "add": (np.add, True), "sub": (np.subtract, True), "mul": (np.multiply, True),
     "div": (np.true_divide, True), "pow": (np.power, True),
@@ -130,11 +132,13 @@ UNARY = {
 }
 
 
-class NumpyBackend:
-    """Arrays are column-major numpy ndarrays whose shape is the MATLAB size."""
+class NumpyBackend(ArrayModulePrimitives):
+    """Arrays are column-major numpy ndarrays whose shape is the MATLAB size (shape and
+    indexing primitives: sukiyaki.backends.arraylike)."""
 
     name = "numpy"
     is_gpu = False
+    xp = np
 
     def __init__(self):
         self.nn = nn
@@ -163,16 +167,11 @@ class NumpyBackend:
         return _memory_available()
 
     # --- creation ---
-    def empty(self, shape, dtype):
-        return np.empty(shape, dtype=dtype, order="F")
 
     def full(self, shape, value, dtype):
         if isinstance(value, (int, float, bool)) and value == 0:
             return np.zeros(shape, dtype=dtype, order="F")  # pages of zeros come lazily from the OS
         return np.full(shape, value, dtype=dtype, order="F")
-
-    def eye(self, n, m, dtype):
-        return np.asfortranarray(np.eye(n, m, dtype=dtype))
 
     def arange(self, start, step, count, dtype):
         return self.cast_wrap(start + step * np.arange(count, dtype=_F64), dtype)  # ints wrap
@@ -194,8 +193,6 @@ class NumpyBackend:
         return philox.philox_uniform(key, iteration, ids, per_sample)
 
     # --- copies and conversions ---
-    def copy(self, x):
-        return x.copy(order="F")
 
     def astype(self, x, dtype):
         if x.dtype == dtype:
@@ -215,9 +212,6 @@ class NumpyBackend:
             t = np.where(np.isfinite(x), np.trunc(x), 0.0)
             t = np.fmod(t, 2.0 ** bits)
         return _fortran(t.astype(np.int64).astype(dtype))
-
-    def where(self, cond, x, y):
-        return _fortran(np.where(cond, x, y))
 
     # --- reductions and products ---
     def reduce(self, op, x, axis):
@@ -272,48 +266,12 @@ class NumpyBackend:
         xt = x if trans_x else x.T
         return _quiet_matmul(yt, xt).T
 
-    # --- shape ---
-    def reshape(self, x, shape):
-        return np.reshape(x, shape, order="F")
-
-    def view(self, buffer, offset, shape):
-        n = 1
-        for s in shape:
-            n *= s
-        return buffer[offset:offset + n].reshape(shape, order="F")
-
-    def transpose(self, x, axes):
-        return np.transpose(x, axes).copy(order="F")
-
+    # --- shape (the rest: sukiyaki.backends.arraylike) ---
     def concat(self, xs, axis):
         shape = list(xs[0].shape)
         shape[axis] = sum(x.shape[axis] for x in xs)
         out = np.empty(shape, dtype=np.result_type(*xs), order="F")
         return np.concatenate(xs, axis=axis, out=out)
-
-    def tile(self, x, reps):
-        return np.asfortranarray(np.tile(x, reps))
-
-    # --- indexing ---
-    def gather(self, x, keys):
-        if all(isinstance(k, slice) for k in keys):
-            return x[tuple(keys)].copy(order="F")
-        return _fortran(x[np.ix_(*[np.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, x.shape)])])
-
-    def scatter(self, x, keys, values):
-        if all(isinstance(k, slice) for k in keys):
-            x[tuple(keys)] = values
-        else:
-            x[np.ix_(*[np.arange(n)[k] if isinstance(k, slice) else k for k, n in zip(keys, x.shape)])] = values
-
-    def take_linear(self, x, idx):
-        return _fortran(x.reshape(-1, order="F")[idx])
-
-    def put_linear(self, x, idx, values):
-        x.reshape(-1, order="F")[idx] = values  # a view: x is column-major
-
-    def nonzero_linear(self, x):
-        return np.flatnonzero(x.reshape(-1, order="F")).astype(np.int64)
 
     # --- in-place updates ---
     def assign_(self, x, y):

@@ -26,7 +26,7 @@ def crop_flip(x, spec, top, left, flip):
     x4 = x.reshape(tuple(spec.in_shape) + (n,), order="F")
     out = np.empty((oh, ow, c, n), dtype=np.float32, order="F")
     for j in range(n):
-        t, l = int(top[j]), int(left[j])
-        window = x4[t:t + oh, l:l + ow, :, j]
+        t, lft = int(top[j]), int(left[j])
+        window = x4[t:t + oh, lft:lft + ow, :, j]
         out[:, :, :, j] = window[:, ::-1] if flip[j] else window
     return out
