@@ -15,6 +15,7 @@ Example:
     81
 """
 
+import contextvars
 import os
 import sys
 
@@ -103,6 +104,7 @@ def parallel_for(fn, n, cost):
     split = ranges(n, parts)
     pool = _get_pool()
     with single_threaded_blas():
-        futures = [pool.submit(fn, lo, hi) for lo, hi in split[1:]]
+        # each task runs in a copy of the caller's context: numpy's error state goes along
+        futures = [pool.submit(contextvars.copy_context().run, fn, lo, hi) for lo, hi in split[1:]]
         first = fn(*split[0])  # the calling thread takes a share too
         return [first] + [f.result() for f in futures]
