@@ -12,8 +12,15 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(sukiyaki.__path__, "sukiy
                  if not m.name.endswith("__main__"))
 
 
+#: Modules that import an optional dependency (an extra) when loaded.
+OPTIONAL = {"sukiyaki.backends.cuda.backend": ("cupy", "sukiyaki[cuda]")}
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, tmp_path, monkeypatch):
+    if name in OPTIONAL:
+        package, extra = OPTIONAL[name]
+        pytest.importorskip(package, reason=f"{name} imports {package}, absent here (pip install '{extra}')")
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
