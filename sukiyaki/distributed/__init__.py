@@ -1,0 +1,1 @@
+"""Distributed training: coordinator, workers, protocol, codecs."""
