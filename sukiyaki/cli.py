@@ -294,6 +294,9 @@ def build_parser():
     info.set_defaults(func=_cmd_info)
     _add_train(sub)
     _add_test(sub)
+    from sukiyaki.distributed.cli import add_commands
+
+    add_commands(sub)
     return p
 
 

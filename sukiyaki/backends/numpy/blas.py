@@ -12,12 +12,16 @@ Example:
 
 import contextlib
 import ctypes
+import threading
 
 _NAMES = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
           ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
           ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
           ("openblas_get_num_threads", "openblas_set_num_threads"))
 _funcs = None
+_lock = threading.Lock()
+_depth = 0  # regions open, in all threads: the count is restored when the last one closes
+_saved = None
 
 
 def _openblas():
@@ -55,17 +59,23 @@ def blas_threads():
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """Run the block with one BLAS thread, then restore the count."""
+    """Run the block with one BLAS thread, then restore the count (regions may overlap in
+    several threads: the count comes back when the last one ends)."""
+    global _depth, _saved
     f = _openblas()
     if not f:
         yield
         return
-    before = f[0]()
-    if before == 1:
-        yield
-        return
-    f[1](1)
+    with _lock:
+        if _depth == 0:
+            _saved = f[0]()
+            if _saved != 1:
+                f[1](1)
+        _depth += 1
     try:
         yield
     finally:
-        f[1](before)
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _saved != 1:
+                f[1](_saved)

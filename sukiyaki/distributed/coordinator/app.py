@@ -1,0 +1,363 @@
+"""The coordinator's I/O: an aiohttp application (HTTP + WebSocket) around CoordinatorState.
+
+Routes:
+    GET  /                    the dashboard (read-only)
+    GET  /api/metrics         the run's state as JSON (what the dashboard draws)
+    GET  /api/net.json        the network definition
+    GET  /api/params.safetensors   the current weights
+    GET  /data/{layer}.npz    a data layer's images and labels (the paper's "tiny server")
+    POST /api/admin/{action}  pause, resume, stop, save: needs ``Authorization: Bearer <admin token>``
+    GET  /ws                  the workers' WebSocket (frames of sukiyaki.distributed.protocol)
+
+Everything that changes the run happens on the event loop, through the state's event
+methods; the state does no I/O, this module does nothing else. A worker must send HELLO
+with the join token first; every frame is checked by ``protocol.decode_frame`` (size
+limits, kinds, shapes), rate-limited per worker, and a bad one is answered with REJECT
+and logged, the model untouched.
+
+Example:
+    >>> app = make_app(state, join_token="t", admin_token="a")   # doctest: +SKIP
+    >>> web.run_app(app, host="127.0.0.1", port=8765)             # doctest: +SKIP
+"""
+
+import asyncio
+import hmac
+import io
+import json
+import logging
+import time
+from importlib import resources
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from sukiyaki.distributed import protocol as P
+from sukiyaki.distributed.coordinator.checkpoint import checkpoint_bytes
+from sukiyaki.distributed.coordinator.state import Close, Log, Send, WorkerInfo
+from sukiyaki.nn.params import atomic_write, save_safetensors
+from sukiyaki.nn.weights import weight_arrays, weights_metadata
+
+log = logging.getLogger("sukiyaki.coordinator")
+
+HELLO_TIMEOUT = 10.0
+PING_EVERY = 2.0
+#: A worker silent for this long is lost: its work goes to others.
+SILENCE_LIMIT = 15.0
+#: Messages a worker may send per second (a bucket of twice as many for bursts).
+RATE_LIMIT = 200.0
+
+
+class Connection:
+    """One worker's WebSocket, its sequence counter and its rate bucket."""
+
+    def __init__(self, ws, wid):
+        self.ws = ws
+        self.wid = wid
+        self.seq = 0
+        self.tokens = 2 * RATE_LIMIT
+        self.stamp = time.monotonic()
+        self.errors = 0
+
+    def allow(self):
+        """Take a token of the rate bucket (False when empty)."""
+        now = time.monotonic()
+        self.tokens = min(2 * RATE_LIMIT, self.tokens + (now - self.stamp) * RATE_LIMIT)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class CoordinatorServer:
+    """Binds a CoordinatorState to the network (see module docstring).
+
+    Args:
+        state: the :class:`~sukiyaki.distributed.coordinator.state.CoordinatorState`.
+        join_token: what a worker must present in HELLO.
+        admin_token: what admin requests must present.
+        checkpoint: path of the coordinator's checkpoint (None: none), written every
+            ``checkpoint_every`` iterations and when asked.
+    """
+
+    def __init__(self, state, join_token, admin_token, checkpoint=None, checkpoint_every=100):
+        self.state = state
+        self.join_token = join_token
+        self.admin_token = admin_token
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.connections = {}
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = time.monotonic()
+        self.done = asyncio.Event()
+        self._data_cache = {}
+        limit = 4 * sum(e.size for e in state.net.store.entries.values())
+        self.max_frame = 2 * limit + (1 << 20)  # weights or gradients of the whole network, with room
+        self._tasks = []
+
+    # ------------------------------------------------------------------ actions
+    async def run_actions(self, actions):
+        for a in actions:
+            if isinstance(a, Log):
+                log.info(a.text)
+            elif isinstance(a, Send):
+                await self.send(a.worker, a.kind, a.fields, a.tensors)
+            elif isinstance(a, Close):
+                conn = self.connections.get(a.worker)
+                if conn is not None:
+                    await self.send(a.worker, P.ERROR, {"reason": a.reason})
+                    await conn.ws.close()
+
+    async def send(self, wid, kind, fields, tensors=()):
+        conn = self.connections.get(wid)
+        if conn is None or conn.ws.closed:
+            return
+        conn.seq += 1
+        data = P.encode_frame(kind, fields, tensors, seq=conn.seq)
+        self.bytes_out += len(data)
+        w = self.state.workers.get(wid)
+        if w is not None:
+            w.bytes_out += len(data)
+        try:
+            await conn.ws.send_bytes(data)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info(f"worker {wid}: send failed ({exc})")
+
+    # ------------------------------------------------------------------ the worker socket
+    async def websocket(self, request):
+        ws = web.WebSocketResponse(max_msg_size=self.max_frame, heartbeat=None)
+        await ws.prepare(request)
+        peer = request.remote
+        try:
+            msg = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT)
+        except asyncio.TimeoutError:
+            await self._refuse(ws, "no hello within 10 s")
+            return ws
+        info = self._check_hello(msg)
+        if isinstance(info, str):
+            log.warning(f"refused a worker from {peer}: {info}")
+            await self._refuse(ws, info)
+            return ws
+        now = time.monotonic()
+        actions = self.state.add_worker(info, now)
+        wid = max(self.state.workers)
+        self.connections[wid] = Connection(ws, wid)
+        try:
+            await self.run_actions(actions)
+            async for msg in ws:
+                await self._receive(wid, msg)
+        finally:
+            self.connections.pop(wid, None)
+            if wid in self.state.workers:
+                await self.run_actions(self.state.remove_worker(wid, time.monotonic(), "disconnected"))
+        return ws
+
+    async def _refuse(self, ws, reason):
+        try:
+            await ws.send_bytes(P.encode_frame(P.ERROR, {"reason": reason}))
+        finally:
+            await ws.close()
+
+    def _check_hello(self, msg):
+        """A WorkerInfo, or why the first message is refused."""
+        if msg.type != WSMsgType.BINARY:
+            return "the first message must be a binary HELLO frame"
+        try:
+            frame = P.decode_frame(msg.data, max_bytes=1 << 16)
+        except P.ProtocolError as exc:
+            return f"bad hello: {exc}"
+        if frame.kind != P.HELLO:
+            return f"the first message must be HELLO, got {frame.kind}"
+        f = frame.fields
+        if not hmac.compare_digest(f["token"].encode(), self.join_token.encode()):
+            return "wrong join token"
+        if f["version"] != P.VERSION:
+            return f"protocol version {f['version']} is not supported (the coordinator speaks {P.VERSION})"
+        if not all(isinstance(c, str) for c in f["codecs"]) or f["max_batch"] < 1:
+            return "hello: codecs must be a list of names and max_batch positive"
+        missing = {self.state.settings.codec_down, self.state.settings.codec_up} - set(f["codecs"])
+        if missing:
+            return f"this run uses codec(s) {sorted(missing)}, which the worker does not support"
+        return WorkerInfo(f["name"][:64], f["backend"][:32], f["device"][:64], list(f["codecs"]), f["max_batch"])
+
+    async def _receive(self, wid, msg):
+        conn = self.connections[wid]
+        now = time.monotonic()
+        if msg.type != WSMsgType.BINARY:
+            await self._bad(wid, f"a {msg.type.name} message where a binary frame belongs")
+            return
+        self.bytes_in += len(msg.data)
+        w = self.state.workers.get(wid)
+        if w is not None:
+            w.bytes_in += len(msg.data)
+        if not conn.allow():
+            await self._bad(wid, f"over the rate limit of {RATE_LIMIT:.0f} messages/s: dropped")
+            return
+        try:
+            frame = P.decode_frame(msg.data, max_bytes=self.max_frame)
+        except P.ProtocolError as exc:
+            await self._bad(wid, f"bad frame: {exc}")
+            return
+        if frame.kind not in P.TO_COORDINATOR or frame.kind == P.HELLO:
+            await self._bad(wid, f"{frame.kind} is not a message a joined worker sends")
+            return
+        self.state.seen(wid, now)
+        await HANDLERS[frame.kind](self, wid, frame, now)
+
+    async def _bad(self, wid, reason):
+        conn = self.connections.get(wid)
+        log.warning(f"worker {wid}: {reason}")
+        await self.send(wid, P.REJECT, {"reason": reason, "refers_to": "frame"})
+        if conn is not None:
+            conn.errors += 1
+            if conn.errors >= 20:
+                await self.run_actions([Close(wid, "too many bad frames")])
+
+    async def on_result(self, wid, frame, now):
+        await self.run_actions(self.state.on_result(wid, frame, now))
+        await self._after_round()
+
+    async def on_pong(self, wid, frame, now):
+        pass
+
+    async def on_bye(self, wid, frame, now):
+        await self.run_actions(self.state.remove_worker(wid, now, f"said bye ({frame.fields['reason'][:100]})"))
+        conn = self.connections.get(wid)
+        if conn is not None:
+            await conn.ws.close()
+
+    async def on_hello(self, wid, frame, now):
+        await self._bad(wid, "hello twice")
+
+    # ------------------------------------------------------------------ housekeeping
+    async def _after_round(self):
+        st = self.state
+        if self.checkpoint and st.iteration and st.iteration % self.checkpoint_every == 0 \
+                and getattr(self, "_saved_at", -1) != st.iteration:
+            self._saved_at = st.iteration
+            await self.save()
+        if st.stopped and not self.done.is_set():
+            if self.checkpoint:
+                await self.save()
+            for wid in list(self.connections):  # the run is over: workers leave instead of reconnecting
+                await self.send(wid, P.BYE, {"reason": f"the run is complete (iteration {st.iteration})"})
+            self.done.set()
+
+    async def save(self):
+        """Write the coordinator checkpoint (atomically, in a thread)."""
+        blob = checkpoint_bytes(self.state)
+        await asyncio.to_thread(atomic_write, self.checkpoint, lambda f: f.write(blob))
+        log.info(f"checkpoint written: {self.checkpoint} (iteration {self.state.iteration})")
+
+    async def housekeeping(self):
+        """Deadlines, pings, lost workers: every half second."""
+        last_ping = 0.0
+        while not self.done.is_set():
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            await self.run_actions(self.state.tick(now))
+            for wid, w in list(self.state.workers.items()):
+                if now - w.last_seen > SILENCE_LIMIT:
+                    conn = self.connections.get(wid)
+                    await self.run_actions(self.state.remove_worker(wid, now, f"silent for {SILENCE_LIMIT:.0f} s"))
+                    if conn is not None:
+                        await conn.ws.close()
+            if now - last_ping >= PING_EVERY:
+                last_ping = now
+                for wid in list(self.connections):
+                    await self.send(wid, P.PING, {"t": now})
+            await self._after_round()
+
+    # ------------------------------------------------------------------ HTTP
+    async def dashboard(self, request):
+        html = resources.files("sukiyaki.distributed.coordinator").joinpath("dashboard.html").read_text("utf-8")
+        return web.Response(text=html, content_type="text/html")
+
+    async def metrics(self, request):
+        now = time.monotonic()
+        m = self.state.metrics(now)
+        elapsed = max(now - self.started, 1e-9)
+        m.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out, seconds=round(elapsed, 3),
+                 images_per_s=self.state.samples_total / elapsed)
+        return web.json_response(m)
+
+    async def netdef(self, request):
+        return web.json_response(self.state.net.defs)
+
+    async def params(self, request):
+        net = self.state.net
+        blob = save_safetensors(None, weight_arrays(net), metadata=weights_metadata(net))
+        return web.Response(body=blob, content_type="application/octet-stream",
+                            headers={"Content-Disposition": "attachment; filename=params.safetensors"})
+
+    async def data(self, request):
+        name = request.match_info["layer"]
+        layer = self.state.net.layers.get(name)
+        if layer is None or not layer.is_data:
+            raise web.HTTPNotFound(text=f"no data layer {name!r}")
+        blob = self._data_cache.get(name)
+        if blob is None:
+            layer._ensure()
+            buf = io.BytesIO()
+            np.savez(buf, images=layer.images, labels=layer.labels.reshape(-1))
+            blob = self._data_cache[name] = buf.getvalue()
+        return web.Response(body=blob, content_type="application/octet-stream")
+
+    async def admin(self, request):
+        auth = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(auth.encode(), f"Bearer {self.admin_token}".encode()):
+            raise web.HTTPForbidden(text="admin actions need Authorization: Bearer <admin token>")
+        action = request.match_info["action"]
+        now = time.monotonic()
+        if action == "pause":
+            await self.run_actions(self.state.pause())
+        elif action == "resume":
+            await self.run_actions(self.state.resume(now))
+        elif action == "stop":
+            self.state.stopped = True
+            await self._after_round()
+        elif action == "save":
+            if not self.checkpoint:
+                raise web.HTTPBadRequest(text="no checkpoint path was given (--checkpoint)")
+            await self.save()
+        else:
+            raise web.HTTPNotFound(text=f"unknown admin action {action!r}; known: pause, resume, stop, save")
+        return web.json_response({"ok": True, "action": action, "iteration": self.state.iteration})
+
+
+#: The handler of every kind a worker sends (checked below, when the module is imported).
+HANDLERS = {P.HELLO: CoordinatorServer.on_hello, P.RESULT: CoordinatorServer.on_result,
+            P.PONG: CoordinatorServer.on_pong, P.BYE: CoordinatorServer.on_bye}
+P.check_handlers(HANDLERS, P.TO_COORDINATOR, "coordinator")
+
+
+def make_app(server):
+    """The aiohttp application of a CoordinatorServer."""
+    app = web.Application(client_max_size=1 << 20)
+    app.router.add_get("/", server.dashboard)
+    app.router.add_get("/api/metrics", server.metrics)
+    app.router.add_get("/api/net.json", server.netdef)
+    app.router.add_get("/api/params.safetensors", server.params)
+    app.router.add_get("/data/{layer}.npz", server.data)
+    app.router.add_post("/api/admin/{action}", server.admin)
+    app.router.add_get("/ws", server.websocket)
+
+    async def start(app):
+        server._tasks.append(asyncio.get_running_loop().create_task(server.housekeeping()))
+
+    async def stop(app):
+        server.done.set()
+        for t in server._tasks:
+            t.cancel()
+        for conn in list(server.connections.values()):
+            await conn.ws.close()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
+    return app
+
+
+def metrics_json(server):
+    """The metrics as a JSON string (for logs and tests)."""
+    return json.dumps(server.state.metrics(time.monotonic()))

@@ -1,0 +1,228 @@
+"""A native worker: ``sukiyaki worker URL --token T [--backend numpy|cuda|webgpu]``.
+
+It joins the coordinator's WebSocket, builds the network of the WELCOME on its backend,
+downloads the data layers' samples (the coordinator serves them), and then, for each TASK,
+loads the weights of the latest PARAMS and returns the gradient of its samples: summed over
+sub-batches of at most ``sub_batch`` samples, scaled by the task's loss scale, compressed
+with the run's gradient codec (lossy codecs with error feedback). Dropout and augmentation
+draw from Philox keyed by (seed, layer) and counted by (iteration, sample), so what a worker
+computes for a sample does not depend on which worker it is. It answers pings while it
+computes (the work runs in a thread), and reconnects by itself when the connection drops.
+
+Example:
+    >>> asyncio.run(Worker("http://127.0.0.1:8765", token="t").run())   # doctest: +SKIP
+"""
+
+import asyncio
+import io
+import logging
+import platform
+import time
+
+import numpy as np
+
+from sukiyaki.distributed import codec as C
+from sukiyaki.distributed import protocol as P
+
+log = logging.getLogger("sukiyaki.worker")
+
+
+class FatalError(RuntimeError):
+    """The coordinator refused this worker (token, version): reconnecting would not help."""
+
+
+class Worker:
+    """One worker process's connection and network (see module docstring).
+
+    Args:
+        url: the coordinator's base URL (http:// or https://).
+        token: the join token the coordinator printed.
+        backend: 'numpy', 'cuda' or 'webgpu'.
+        name: how the dashboard calls it (default: host name and backend).
+        max_batch: the most samples one pass may hold (larger tasks are split).
+        reconnect: reconnect after a lost connection (with a growing delay).
+        max_tasks: leave after this many tasks (None: never; for tests).
+    """
+
+    def __init__(self, url, token, backend="numpy", name=None, max_batch=256, reconnect=True, max_tasks=None):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.backend = backend
+        self.name = name or f"{platform.node()}:{backend}"
+        self.max_batch = int(max_batch)
+        self.reconnect = reconnect
+        self.max_tasks = max_tasks
+        self.net = None
+        self.settings = None
+        self.params_version = -1
+        self.feedback = C.ErrorFeedback()
+        self.tasks_done = 0
+        self.seq = 0
+        self._data = {}
+        self._ws = None
+        self._session = None
+        self._work = None
+
+    # ------------------------------------------------------------------ connection
+    async def run(self):
+        """Join and work until stopped (or refused); returns the number of tasks done."""
+        import aiohttp
+
+        delay = 0.5
+        async with aiohttp.ClientSession() as session:
+            self._session = session
+            while True:
+                try:
+                    await self._session_loop(session)
+                    delay = 0.5
+                except FatalError:
+                    raise
+                except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError, OSError) as exc:
+                    log.info(f"connection to {self.url} lost: {exc}")
+                if not self.reconnect or (self.max_tasks is not None and self.tasks_done >= self.max_tasks):
+                    return self.tasks_done
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _session_loop(self, session):
+        ws_url = self.url.replace("http://", "ws://").replace("https://", "wss://") + "/ws"
+        async with session.ws_connect(ws_url, max_msg_size=0, heartbeat=None) as ws:
+            self._ws = ws
+            await self.send(P.HELLO, {"token": self.token, "version": P.VERSION, "name": self.name,
+                                      "backend": self.backend, "device": self._device(), "codecs": list(C.CODECS),
+                                      "max_batch": self.max_batch})
+            import aiohttp
+
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    continue
+                try:
+                    frame = P.decode_frame(msg.data)
+                except P.ProtocolError as exc:
+                    log.warning(f"bad frame from the coordinator: {exc}")
+                    continue
+                if frame.kind not in P.TO_WORKER:
+                    log.warning(f"unexpected {frame.kind} from the coordinator")
+                    continue
+                await HANDLERS[frame.kind](self, frame)
+            if self._work is not None:
+                self._work.cancel()
+
+    async def send(self, kind, fields, tensors=()):
+        self.seq += 1
+        await self._ws.send_bytes(P.encode_frame(kind, fields, tensors, seq=self.seq))
+
+    def _device(self):
+        if self.backend == "numpy":
+            return f"cpu ({platform.machine()})"
+        return self.backend
+
+    # ------------------------------------------------------------------ handlers
+    async def on_welcome(self, frame):
+        from sukiyaki.nn import Net
+
+        f = frame.fields
+        self.settings = f["settings"]
+        if self.settings.get("deterministic") and self.backend == "numpy":
+            from sukiyaki.backends.numpy.threads import set_workers
+
+            set_workers(1)  # a shard's gradient computed the same way on every worker
+        sources = {}
+        for layer, path in f["data"].items():
+            if path not in self._data:
+                self._data[path] = await self._fetch_npz(path)
+            sources[layer] = self._data[path]
+        self.net = await asyncio.to_thread(Net, f["netdef"], device=self.backend, data_sources=sources)
+        expected = [(e["name"], tuple(e["shape"])) for e in f["layout"]]
+        mine = [(n, self.net.store.entries[n].shape) for n in self.net.store.names("trained")]
+        if expected != mine:
+            raise FatalError("the coordinator's parameter layout differs from this worker's network")
+        self.params_version = -1
+        self.feedback.reset()
+        log.info(f"joined as worker {f['worker']}: {len(self.net.layers)} layers on {self.backend}")
+
+    async def _fetch_npz(self, path):
+        async with self._session.get(self.url + path) as resp:
+            resp.raise_for_status()
+            body = await resp.read()
+        with np.load(io.BytesIO(body), allow_pickle=False) as z:
+            return z["images"], z["labels"]
+
+    async def on_params(self, frame):
+        if self.net is None:
+            return
+        arrays = frame.tensors
+        await asyncio.to_thread(self.net.store.load_arrays, arrays)
+        self.params_version = frame.fields["version"]
+
+    async def on_task(self, frame):
+        """Start the task's computation; the receive loop goes on (pings are answered meanwhile)."""
+        if self.net is None:
+            return
+        if self._work is not None and not self._work.done():
+            log.warning(f"task {frame.fields['task']} came while another runs: it waits its turn")
+            await self._work
+        self._work = asyncio.get_running_loop().create_task(self._do_task(frame))
+
+    async def _do_task(self, frame):
+        f = frame.fields
+        if f["params_version"] != self.params_version:
+            log.warning(f"task {f['task']}: weights of version {f['params_version']} asked, "
+                        f"version {self.params_version} held")
+        ids = frame.tensors.get("ids")
+        if ids is None:
+            return
+        t0 = time.perf_counter()
+        grads, loss = await asyncio.to_thread(self._compute, ids.reshape(-1).astype(np.int64), f)
+        seconds = time.perf_counter() - t0
+        up = self.settings["codec_up"]
+        tensors = []
+        for name, g in grads.items():
+            if up == "raw":
+                tensors.append((name, g, up))
+            else:
+                tensors.append((name, P.Encoded(self.feedback.compress(name, g, up), g.shape), up))
+        await self.send(P.RESULT, {"iteration": f["iteration"], "task": f["task"], "samples": int(ids.size),
+                                   "loss": float(loss), "seconds": float(seconds)}, tensors)
+        self.tasks_done += 1
+        if self.max_tasks is not None and self.tasks_done >= self.max_tasks:
+            await self.send(P.BYE, {"reason": f"done {self.tasks_done} tasks"})
+            self.reconnect = False
+            await self._ws.close()
+
+    def _compute(self, ids, f):
+        """The task's gradient (summed over sub-batches, scaled) and loss, on the worker's backend."""
+        net = self.net
+        batch = self.settings["batch_size"]
+        net.zero_grads()
+        inputs = [d for d in net.schedules["train"].inputs]
+        losses = []
+        sub = max(1, int(f["sub_batch"]))
+        for lo in range(0, len(ids), sub):
+            part = ids[lo:lo + sub]
+            out = net.train_batch({b: part for b in inputs}, loss_scale=len(part) / batch,
+                                  seed=self.settings["seed"], iteration=f["iteration"])
+            losses += [(v, len(part) / batch) for v in out.values()]
+        store = net.store
+        grads = store.slot_arrays(store.grad)
+        loss = sum(float(v) * s for v, s in losses)
+        return grads, loss
+
+    async def on_reject(self, frame):
+        log.warning(f"the coordinator refused a {frame.fields['refers_to']}: {frame.fields['reason']}")
+
+    async def on_ping(self, frame):
+        await self.send(P.PONG, {"t": frame.fields["t"]})
+
+    async def on_error(self, frame):
+        raise FatalError(f"the coordinator refused this worker: {frame.fields['reason']}")
+
+    async def on_bye(self, frame):
+        self.reconnect = False
+        await self._ws.close()
+
+
+#: The handler of every kind the coordinator sends (checked below, when the module is imported).
+HANDLERS = {P.WELCOME: Worker.on_welcome, P.PARAMS: Worker.on_params, P.TASK: Worker.on_task,
+            P.REJECT: Worker.on_reject, P.PING: Worker.on_ping, P.ERROR: Worker.on_error, P.BYE: Worker.on_bye}
+P.check_handlers(HANDLERS, P.TO_WORKER, "worker")
