@@ -29,10 +29,18 @@ def _serve(args):
         raise UsageError("--tls-cert and --tls-key go together")
     args.device = "numpy"
     net = build_net(args, seed=args.seed)
-    settings = Settings(batch_size=args.batch_size, iterations=args.iterations, seed=args.seed,
-                        shard_size=args.shard_size, codec_down=args.codec_down, codec_up=args.codec_up,
-                        deterministic=args.deterministic, deadline=args.deadline)
-    opt = make_optimizer(args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    try:
+        settings = Settings(batch_size=args.batch_size, iterations=args.iterations, seed=args.seed,
+                            shard_size=args.shard_size, codec_down=args.codec_down, codec_up=args.codec_up,
+                            deterministic=args.deterministic, deadline=args.deadline, local_steps=args.local_steps,
+                            inner_lr=args.lr if args.lr is not None else 0.02, outer_lr=args.outer_lr,
+                            outer_momentum=args.outer_momentum)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if settings.local_steps > 1:  # the coordinator takes the outer step on the averaged change
+        opt = make_optimizer("momentum_sgd", lr=settings.outer_lr, momentum=settings.outer_momentum, weight_decay=0.0)
+    else:
+        opt = make_optimizer(args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     state = CoordinatorState(net, settings, opt)
     if args.resume:
         it = restore_checkpoint(state, args.resume)
@@ -78,6 +86,9 @@ def _serve(args):
     except KeyboardInterrupt:
         print(f"sukiyaki serve: interrupted at iteration {state.iteration}", file=sys.stderr)
         return 130
+    if state.diverged:
+        print(f"sukiyaki serve: error: {state.diverged}", file=sys.stderr)
+        return 1
     print(f"done: {state.iteration} iterations", flush=True)
     return 0
 
@@ -129,6 +140,12 @@ def add_commands(sub):
     p.add_argument("--codec-down", default="raw", help="weights to the workers: raw, fp16, dettmers8, block8")
     p.add_argument("--codec-up", default="raw", help="gradients from the workers: raw, fp16, dettmers8, block8")
     p.add_argument("--deterministic", action="store_true", help="bit-equal weights whatever the workers")
+    p.add_argument("--local-steps", type=_number(int, 1), default=1,
+                   help="H > 1: each worker takes H steps of its own between synchronisations (as DiLoCo); "
+                        "--lr is then the workers' inner rate")
+    p.add_argument("--outer-lr", type=_number(float, 0, strict=True), default=0.7, help="outer step rate (local steps)")
+    p.add_argument("--outer-momentum", type=_number(float, 0, below=1), default=0.5,
+                   help="outer Nesterov momentum (local steps; 0.9 as DiLoCo diverged on LeNet with 8 steps)")
     p.add_argument("--deadline", type=_number(float, 0, strict=True), default=30.0, help="seconds a task may take at least")
     p.add_argument("--checkpoint", metavar="PATH", help="the coordinator's checkpoint file")
     p.add_argument("--checkpoint-every", type=_number(int, 1), default=100)

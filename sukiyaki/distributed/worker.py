@@ -62,6 +62,7 @@ class Worker:
         self._ws = None
         self._session = None
         self._work = None
+        self._inner = None
 
     # ------------------------------------------------------------------ connection
     async def run(self):
@@ -139,6 +140,7 @@ class Worker:
             raise FatalError("the coordinator's parameter layout differs from this worker's network")
         self.params_version = -1
         self.feedback.reset()
+        self._inner = None
         log.info(f"joined as worker {f['worker']}: {len(self.net.layers)} layers on {self.backend}")
 
     async def _fetch_npz(self, path):
@@ -165,6 +167,14 @@ class Worker:
         self._work = asyncio.get_running_loop().create_task(self._do_task(frame))
 
     async def _do_task(self, frame):
+        try:
+            await self._task(frame)
+        except (ConnectionError, RuntimeError) as exc:  # the connection went away: the coordinator reassigns
+            log.info(f"task {frame.fields['task']}: not sent ({exc})")
+        except Exception as exc:  # a bug or a backend failure: say so, keep the worker alive
+            log.exception(f"task {frame.fields['task']} failed: {exc}")
+
+    async def _task(self, frame):
         f = frame.fields
         if f["params_version"] != self.params_version:
             log.warning(f"task {f['task']}: weights of version {f['params_version']} asked, "
@@ -173,9 +183,13 @@ class Worker:
         if ids is None:
             return
         t0 = time.perf_counter()
-        grads, loss = await asyncio.to_thread(self._compute, ids.reshape(-1).astype(np.int64), f)
+        compute = self._local_steps if f.get("local_steps", 1) > 1 else self._compute
+        grads, loss = await asyncio.to_thread(compute, ids.reshape(-1).astype(np.int64), f)
         seconds = time.perf_counter() - t0
         up = self.settings["codec_up"]
+        finite = np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())
+        if not finite:
+            up = "raw"  # the 8-bit codes cannot carry NaN: the coordinator sees them raw and decides
         tensors = []
         for name, g in grads.items():
             if up == "raw":
@@ -183,7 +197,8 @@ class Worker:
             else:
                 tensors.append((name, P.Encoded(self.feedback.compress(name, g, up), g.shape), up))
         await self.send(P.RESULT, {"iteration": f["iteration"], "task": f["task"], "samples": int(ids.size),
-                                   "loss": float(loss), "seconds": float(seconds)}, tensors)
+                                   "loss": float(loss) if np.isfinite(loss) else 0.0, "seconds": float(seconds),
+                                   "nonfinite": not finite}, tensors)
         self.tasks_done += 1
         if self.max_tasks is not None and self.tasks_done >= self.max_tasks:
             await self.send(P.BYE, {"reason": f"done {self.tasks_done} tasks"})
@@ -207,6 +222,35 @@ class Worker:
         grads = store.slot_arrays(store.grad)
         loss = sum(float(v) * s for v, s in losses)
         return grads, loss
+
+    def _local_steps(self, ids, f):
+        """Low-communication mode: H optimizer steps on the task's samples (H equal parts); returns
+        the change of the weights (start - end) and the mean loss times the task's share."""
+        from sukiyaki.nn.optim import get_optimizer
+
+        net, st = self.net, self.settings
+        store = net.store
+        steps = int(f["local_steps"])
+        if self._inner is None:  # the inner optimizer's state lives as long as the connection
+            self._inner = get_optimizer("momentum_sgd", lr=st["inner_lr"], momentum=st["inner_momentum"])
+        start = store.slot_arrays(store.trained)
+        inputs = list(net.schedules["train"].inputs)
+        sub = max(1, int(f["sub_batch"]))
+        losses = []
+        for k, chunk in enumerate(np.array_split(ids, steps)):
+            if len(chunk) == 0:
+                continue
+            net.zero_grads()
+            for lo in range(0, len(chunk), sub):
+                part = chunk[lo:lo + sub]
+                out = net.train_batch({b: part for b in inputs}, loss_scale=len(part) / len(chunk),
+                                      seed=st["seed"], iteration=f["iteration"] + k)
+                losses += [(v, len(part) / len(chunk)) for v in out.values()]
+            self._inner.apply(store)
+        end = store.slot_arrays(store.trained)
+        change = {n: start[n] - end[n] for n in start}
+        loss = sum(float(v) * s for v, s in losses) / steps * f["loss_scale"]
+        return change, loss
 
     async def on_reject(self, frame):
         log.warning(f"the coordinator refused a {frame.fields['refers_to']}: {frame.fields['reason']}")

@@ -99,3 +99,42 @@ def test_restarted_coordinator_resumes_exactly(tmp_path):
     straight = D.make_state(Settings(iterations=6, **settings))
     run(straight, n_workers=1)
     D.assert_same_weights(D.weights(second), D.weights(straight))
+
+
+def test_local_steps_mode_trains_with_far_fewer_bytes_per_sample():
+    sync = D.make_state(Settings(batch_size=32, iterations=8, seed=6))
+    sync_server = run(sync, n_workers=2)
+    settings = Settings(batch_size=32, iterations=32, seed=6, local_steps=8, codec_down="dettmers8",
+                        codec_up="dettmers8", inner_lr=0.02)
+    local = D.make_state(settings)
+    local_server = run(local, n_workers=2)
+    assert local.iteration == 32 and len(local.history) == 4  # 4 rounds of 8 local steps
+    losses = [loss for _, loss in local.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+    def per_sample(server, state):
+        return (server.bytes_in + server.bytes_out) / state.samples_total
+
+    ratio = per_sample(sync_server, sync) / per_sample(local_server, local)
+    assert ratio > 20, ratio  # 8 steps per synchronisation and 8-bit codes both ways: about 30x
+
+
+def test_local_steps_checkpoint_keeps_the_outer_momentum(tmp_path):
+    ck = tmp_path / "c.safetensors"
+    settings = dict(batch_size=32, seed=7, local_steps=4, inner_lr=0.02)
+    first = D.make_state(Settings(iterations=8, **settings))
+    run(first, n_workers=1, checkpoint=str(ck), checkpoint_every=4)
+    assert first.outer_velocity is not None
+    second = D.make_state(Settings(iterations=8, **settings), net=D.small_lenet(seed=3))
+    assert restore_checkpoint(second, ck) == 8
+    np.testing.assert_array_equal(second.outer_velocity, first.outer_velocity)
+    D.assert_same_weights(D.weights(second), D.weights(first))
+
+
+def test_a_diverged_run_stops_with_a_clear_reason():
+    state = D.make_state(Settings(batch_size=32, iterations=20, seed=8),
+                         optimizer=make_optimizer("sgd", lr=1e8))
+    with np.errstate(all="ignore"):
+        run(state, n_workers=2)
+    assert state.stopped and state.iteration < 20
+    assert "training diverged at iteration" in state.diverged and "lower learning rate" in state.diverged

@@ -12,12 +12,16 @@ Example:
 
 import json
 import os
+
+import numpy as np
 from dataclasses import asdict
 
 from sukiyaki.nn.params import load_safetensors, save_safetensors
 from sukiyaki.nn.weights import OPTIMIZER_PREFIX, apply_weights, netdef_hash, read_weights, weight_arrays, weights_metadata
 
 KEY = "sukiyaki_coordinator"
+#: The local-steps mode's outer momentum (under the optimizer prefix: weight readers skip it).
+OUTER_VELOCITY = OPTIMIZER_PREFIX + "outer_velocity"
 VERSION = 1
 
 
@@ -28,6 +32,8 @@ def checkpoint_bytes(state):
     net = state.net
     tensors = weight_arrays(net)
     tensors.update({OPTIMIZER_PREFIX + k: v for k, v in state.optimizer.state_arrays(net.store).items()})
+    if state.outer_velocity is not None:  # the local-steps mode's outer momentum
+        tensors[OUTER_VELOCITY] = state.outer_velocity
     meta = weights_metadata(net)
     meta["format"] = "sukiyaki-coordinator-checkpoint"
     meta[KEY] = json.dumps({"version": VERSION, "iteration": state.iteration, "iterator": state.iterator_before_round,
@@ -52,6 +58,10 @@ def restore_checkpoint(state, path):
     except OSError as exc:
         raise ValueError(f"{where}: cannot read it ({exc.strerror or exc})") from None
     tensors, meta = load_safetensors(data)
+    velocity = tensors.pop(OUTER_VELOCITY, None)
+    if velocity is not None and (velocity.size != state.net.store.trained_size or not np.all(np.isfinite(velocity))):
+        raise ValueError(f"{where}: its outer velocity has {velocity.size} values (or non-finite ones); "
+                         f"the network has {state.net.store.trained_size}")
     if KEY not in meta:
         raise ValueError(f"{where}: not a coordinator checkpoint (no '{KEY}' metadata)")
     info = loads_json(meta[KEY], where)
@@ -72,4 +82,5 @@ def restore_checkpoint(state, path):
     state.history = [tuple(x) for x in info.get("loss", [])]
     state.samples_total = int(info.get("samples", 0))
     state.round = None
+    state.outer_velocity = None if velocity is None else np.array(velocity, dtype=np.float32).reshape(-1)
     return state.iteration

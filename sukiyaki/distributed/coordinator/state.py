@@ -33,6 +33,7 @@ from sukiyaki.data.loader import BatchIterator
 from sukiyaki.distributed import protocol as P
 
 _F32 = np.float32
+NONFINITE = " (non-finite)"
 
 
 @dataclass
@@ -52,6 +53,11 @@ class Settings:
         max_grad_norm: uploads whose gradient norm exceeds this are rejected (None: 1000
             times the median of the accepted norms, once 5 are known).
         val_cycle: validate on the coordinator every this many iterations (0: never).
+        local_steps: H > 1 is the low-communication mode (as DiLoCo): a round is H batches;
+            each worker takes H optimizer steps of its own (momentum SGD, inner_lr,
+            inner_momentum) on its share, and returns the change of its weights; the
+            coordinator averages the changes (weighted by samples) and takes the outer step,
+            Nesterov momentum with outer_lr and outer_momentum, on that average.
     """
 
     batch_size: int = 64
@@ -66,6 +72,11 @@ class Settings:
     max_grad_norm: float = None
     val_cycle: int = 0
     max_rejections: int = 5
+    local_steps: int = 1
+    inner_lr: float = 0.02
+    inner_momentum: float = 0.9
+    outer_lr: float = 0.7
+    outer_momentum: float = 0.5
 
     def __post_init__(self):
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -74,6 +85,10 @@ class Settings:
             self.shard_size = max(1, self.batch_size // 32)
         if self.shard_size < 1 or self.shard_size > self.batch_size:
             raise ValueError(f"settings: shard_size must be in 1..{self.batch_size}, got {self.shard_size}")
+        if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) or self.local_steps < 1:
+            raise ValueError(f"settings: local_steps must be a positive integer, got {self.local_steps!r}")
+        if self.local_steps > 1 and self.deterministic:
+            raise ValueError("settings: the deterministic mode is synchronous (local_steps 1)")
         from sukiyaki.distributed.codec import CODECS
 
         for key in ("codec_down", "codec_up"):
@@ -160,6 +175,7 @@ class Round:
         self.per_shard = {}  # shard -> {name: float32} (deterministic mode)
         self.loss = 0.0
         self.started = None
+        self.nonfinite = set()  # workers whose upload for this round held NaN or infinity
 
     @property
     def complete(self):
@@ -197,6 +213,8 @@ class CoordinatorState:
         self.validations = []  # (iteration, {metric: value})
         self.accepted_norms = deque(maxlen=101)
         self.broadcast = None  # B_t for lossy weight codecs (see params_message)
+        self.outer_velocity = None  # the outer momentum of the local-steps mode
+        self.diverged = None  # why the run stopped, when it diverged
         self.broadcast_version = -1
         self.iterator_before_round = self.iterator.state_dict()
         self._next_worker = 1
@@ -237,7 +255,8 @@ class CoordinatorState:
             self.stopped = True
             return [Log(f"run complete at iteration {self.iteration}")]
         self.iterator_before_round = self.iterator.state_dict()  # what a checkpoint records mid-round
-        ids = self.iterator.next_batch()[0].reshape(-1).astype(np.int64)
+        batches = [self.iterator.next_batch()[0].reshape(-1) for _ in range(self.settings.local_steps)]
+        ids = np.concatenate(batches).astype(np.int64)
         self.round = Round(self.iteration, ids, self.settings.shard_size, self.names)
         self.round.started = now
         return []
@@ -291,8 +310,9 @@ class CoordinatorState:
             w.params_version = self.iteration
         sub = max(1, min(w.info.max_batch, len(ids)))
         actions.append(Send(w.id, P.TASK, {"iteration": rnd.iteration, "task": task.id,
-                                           "loss_scale": len(ids) / self.settings.batch_size, "deadline": deadline,
-                                           "sub_batch": sub, "params_version": self.iteration},
+                                           "loss_scale": len(ids) / len(rnd.ids), "deadline": deadline,
+                                           "sub_batch": sub, "params_version": self.iteration,
+                                           "local_steps": self.settings.local_steps},
                             [("ids", ids, "raw")]))
         return actions
 
@@ -357,6 +377,12 @@ class CoordinatorState:
                                                    f"yours now (late, reassigned or unknown): dropped",
                                          "refers_to": P.RESULT})]
         problem = self._check_upload(task, frame)
+        if problem and (problem.endswith(NONFINITE) or f.get("nonfinite")):
+            # the same shards non-finite from two workers: the model diverged, not the worker
+            self.round.nonfinite.add(wid)
+            if len(self.round.nonfinite) >= min(2, len(self.workers)):
+                return self._diverged(f"the loss or gradients of iteration {task.iteration} are not finite on "
+                                      f"{len(self.round.nonfinite)} worker(s)")
         if problem:
             w.rejected += 1
             actions = [Send(wid, P.REJECT, {"reason": problem, "refers_to": P.RESULT}),
@@ -377,9 +403,10 @@ class CoordinatorState:
         rnd = self.round
         if self.settings.deterministic:
             rnd.per_shard[task.shards[0]] = {n: frame.tensors[n] for n in self.names}
-        else:
+        else:  # a gradient already scaled by its share; a local-steps change weighted by its samples here
+            weight = len(task.ids) / len(rnd.ids) if self.settings.local_steps > 1 else 1.0
             for n in self.names:
-                g = frame.tensors[n].astype(np.float64)
+                g = frame.tensors[n].astype(np.float64) * weight
                 rnd.sum[n] = g if rnd.sum[n] is None else rnd.sum[n] + g
         rnd.loss += f["loss"]
         rnd.done.update(task.shards)
@@ -388,9 +415,17 @@ class CoordinatorState:
             actions += self._finish_round(now)
         return actions + self.schedule(now)
 
+    def _diverged(self, why):
+        """Stop the run: it diverged (the model, not a worker, is at fault)."""
+        self.stopped = True
+        self.diverged = f"training diverged at iteration {self.iteration}: {why} (try a lower learning rate)"
+        return [Log(self.diverged)]
+
     def _check_upload(self, task, frame):
         """Why an upload is refused, or None."""
         f = frame.fields
+        if f.get("nonfinite"):
+            return f"the worker's loss is not finite{NONFINITE}"
         if f["samples"] != len(task.ids):
             return f"{f['samples']} samples reported, the task had {len(task.ids)}"
         if set(frame.tensors) != set(self.names):
@@ -403,11 +438,12 @@ class CoordinatorState:
             if tuple(g.shape) != tuple(self.shapes[n]) or g.dtype != _F32:
                 return f"gradient {n!r} has shape {tuple(g.shape)} {g.dtype}, expected {self.shapes[n]} float32"
             if not np.all(np.isfinite(g)):
-                return f"gradient {n!r} holds NaN or infinite values"
+                return f"gradient {n!r} holds NaN or infinite values{NONFINITE}"
             total += float(np.dot(g.reshape(-1).astype(np.float64), g.reshape(-1).astype(np.float64)))
         if not math.isfinite(f["loss"]):
             return f"loss {f['loss']!r} is not finite"
-        norm = math.sqrt(total) / max(len(task.ids), 1)  # per sample: tasks differ in size
+        # a gradient's norm per sample (tasks differ in size); a local-steps change as it is
+        norm = math.sqrt(total) / (max(len(task.ids), 1) if self.settings.local_steps == 1 else 1)
         bound = self.settings.max_grad_norm
         if bound is None and len(self.accepted_norms) >= 5:
             bound = 1000.0 * float(np.median(self.accepted_norms))
@@ -432,15 +468,31 @@ class CoordinatorState:
         for n in self.names:
             e = store.entries[n]
             flat[e.offset:e.offset + e.size] = grads[n].reshape(-1, order="F")
-        store.ops.assign_(store.grad, store.ops.upload(flat))
-        self.optimizer.apply(store)
+        if self.settings.local_steps > 1:
+            self._outer_step(flat)
+        else:
+            store.ops.assign_(store.grad, store.ops.upload(flat))
+            self.optimizer.apply(store)
         self.history.append((rnd.iteration, rnd.loss))
         self.samples_total += len(rnd.ids)
-        self.iteration += 1
+        self.iteration += self.settings.local_steps
         self.round = None
         self.iterator_before_round = self.iterator.state_dict()  # the next round starts here
         return [Log(f"iteration {self.iteration}: loss {rnd.loss:.4f} ({len(rnd.ids)} samples, "
                     f"{now - rnd.started:.2f} s)")]
+
+    def _outer_step(self, change):
+        """Local-steps mode: Nesterov momentum on the averaged change of the workers' weights
+        (as DiLoCo): v = m v + change; W -= lr (change + m v)."""
+        st, store = self.settings, self.net.store
+        if self.outer_velocity is None:
+            self.outer_velocity = np.zeros_like(change)
+        v = self.outer_velocity
+        v *= np.float32(st.outer_momentum)
+        v += change
+        step = (change + np.float32(st.outer_momentum) * v) * np.float32(st.outer_lr)
+        w = np.asarray(store.ops.download(store.trained), dtype=np.float32).reshape(-1)
+        store.ops.assign_(store.trained, store.ops.upload(w - step))
 
     # ------------------------------------------------------------------ admin
     def pause(self):
@@ -458,7 +510,7 @@ class CoordinatorState:
         return {
             "iteration": self.iteration,
             "iterations": self.settings.iterations,
-            "paused": self.paused, "stopped": self.stopped,
+            "paused": self.paused, "stopped": self.stopped, "diverged": self.diverged,
             "samples": self.samples_total,
             "workers": [{"id": w.id, "name": w.info.name, "backend": w.info.backend, "device": w.info.device,
                          "speed": w.speed, "last_seen": round(now - w.last_seen, 3), "busy": w.task is not None,
