@@ -42,9 +42,12 @@ class Worker:
         max_batch: the most samples one pass may hold (larger tasks are split).
         reconnect: reconnect after a lost connection (with a growing delay).
         max_tasks: leave after this many tasks (None: never; for tests).
+        link: a :class:`sukiyaki.distributed.link.Throttle` pacing what this worker sends and
+            receives (experiments; None: the real network).
     """
 
-    def __init__(self, url, token, backend="numpy", name=None, max_batch=256, reconnect=True, max_tasks=None):
+    def __init__(self, url, token, backend="numpy", name=None, max_batch=256, reconnect=True, max_tasks=None,
+                 link=None):
         self.url = url.rstrip("/")
         self.token = token
         self.backend = backend
@@ -63,6 +66,7 @@ class Worker:
         self._session = None
         self._work = None
         self._inner = None
+        self.link = link
 
     # ------------------------------------------------------------------ connection
     async def run(self):
@@ -97,6 +101,8 @@ class Worker:
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     continue
+                if self.link is not None:
+                    await self.link.pace(len(msg.data))
                 try:
                     frame = P.decode_frame(msg.data)
                 except P.ProtocolError as exc:
@@ -111,7 +117,10 @@ class Worker:
 
     async def send(self, kind, fields, tensors=()):
         self.seq += 1
-        await self._ws.send_bytes(P.encode_frame(kind, fields, tensors, seq=self.seq))
+        data = P.encode_frame(kind, fields, tensors, seq=self.seq)
+        if self.link is not None:
+            await self.link.pace(len(data))
+        await self._ws.send_bytes(data)
 
     def _device(self):
         if self.backend == "numpy":

@@ -80,8 +80,9 @@ class CoordinatorServer:
             ``checkpoint_every`` iterations and when asked.
     """
 
-    def __init__(self, state, join_token, admin_token, checkpoint=None, checkpoint_every=100):
+    def __init__(self, state, join_token, admin_token, checkpoint=None, checkpoint_every=100, link=None):
         self.state = state
+        self.link = link  # a Throttle of the coordinator's own link (experiments; None: the real network)
         self.join_token = join_token
         self.admin_token = admin_token
         self.checkpoint = checkpoint
@@ -119,6 +120,8 @@ class CoordinatorServer:
         w = self.state.workers.get(wid)
         if w is not None:
             w.bytes_out += len(data)
+        if self.link is not None:
+            await self.link.pace(len(data))
         try:
             await conn.ws.send_bytes(data)
         except (ConnectionError, RuntimeError) as exc:
@@ -191,6 +194,8 @@ class CoordinatorServer:
         w = self.state.workers.get(wid)
         if w is not None:
             w.bytes_in += len(msg.data)
+        if self.link is not None:
+            await self.link.pace(len(msg.data))
         if not conn.allow():
             await self._bad(wid, f"over the rate limit of {RATE_LIMIT:.0f} messages/s: dropped")
             return
