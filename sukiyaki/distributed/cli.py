@@ -105,7 +105,7 @@ def _worker(args):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     w = Worker(args.url, args.token, backend=args.backend, name=args.name, max_batch=args.max_batch,
-               max_tasks=args.max_tasks)
+               max_tasks=args.max_tasks, cafile=args.cafile)
     try:
         done = asyncio.run(w.run())
     except FatalError as exc:
@@ -161,4 +161,5 @@ def add_commands(sub):
     w.add_argument("--name", help="how the dashboard calls this worker")
     w.add_argument("--max-batch", type=_number(int, 1), default=256, help="the most samples in one pass")
     w.add_argument("--max-tasks", type=_number(int, 1), default=None, help="leave after N tasks")
+    w.add_argument("--cafile", metavar="PEM", help="trust this certificate (an https coordinator's self-signed one)")
     w.set_defaults(func=_worker)

@@ -44,10 +44,12 @@ class Worker:
         max_tasks: leave after this many tasks (None: never; for tests).
         link: a :class:`sukiyaki.distributed.link.Throttle` pacing what this worker sends and
             receives (experiments; None: the real network).
+        cafile: a PEM file of the certificate(s) to trust for an https coordinator whose
+            certificate no system authority signed (e.g. self-signed); None: the system's.
     """
 
     def __init__(self, url, token, backend="numpy", name=None, max_batch=256, reconnect=True, max_tasks=None,
-                 link=None):
+                 link=None, cafile=None):
         self.url = url.rstrip("/")
         self.token = token
         self.backend = backend
@@ -67,6 +69,11 @@ class Worker:
         self._work = None
         self._inner = None
         self.link = link
+        self.ssl = True  # https: the system's authorities (plain http ignores it)
+        if cafile is not None:
+            import ssl
+
+            self.ssl = ssl.create_default_context(cafile=cafile)
 
     # ------------------------------------------------------------------ connection
     async def run(self):
@@ -91,7 +98,7 @@ class Worker:
 
     async def _session_loop(self, session):
         ws_url = self.url.replace("http://", "ws://").replace("https://", "wss://") + "/ws"
-        async with session.ws_connect(ws_url, max_msg_size=0, heartbeat=None) as ws:
+        async with session.ws_connect(ws_url, max_msg_size=0, heartbeat=None, ssl=self.ssl) as ws:
             self._ws = ws
             await self.send(P.HELLO, {"token": self.token, "version": P.VERSION, "name": self.name,
                                       "backend": self.backend, "device": self._device(), "codecs": list(C.CODECS),
@@ -153,7 +160,7 @@ class Worker:
         log.info(f"joined as worker {f['worker']}: {len(self.net.layers)} layers on {self.backend}")
 
     async def _fetch_npz(self, path):
-        async with self._session.get(self.url + path) as resp:
+        async with self._session.get(self.url + path, ssl=self.ssl) as resp:
             resp.raise_for_status()
             body = await resp.read()
         with np.load(io.BytesIO(body), allow_pickle=False) as z:
