@@ -33,6 +33,7 @@ def _serve(args):
         settings = Settings(batch_size=args.batch_size, iterations=args.iterations, seed=args.seed,
                             shard_size=args.shard_size, codec_down=args.codec_down, codec_up=args.codec_up,
                             deterministic=args.deterministic, deadline=args.deadline, local_steps=args.local_steps,
+                            val_cycle=args.val_cycle,
                             inner_lr=args.lr if args.lr is not None else 0.02, outer_lr=args.outer_lr,
                             outer_momentum=args.outer_momentum)
     except ValueError as exc:
@@ -147,6 +148,8 @@ def add_commands(sub):
     p.add_argument("--outer-momentum", type=_number(float, 0, below=1), default=0.5,
                    help="outer Nesterov momentum (local steps; 0.9 as DiLoCo diverged on LeNet with 8 steps)")
     p.add_argument("--deadline", type=_number(float, 0, strict=True), default=30.0, help="seconds a task may take at least")
+    p.add_argument("--val-cycle", type=_number(int, 0), default=100,
+                   help="validate on the coordinator every N iterations and at the end (0: never; default 100)")
     p.add_argument("--checkpoint", metavar="PATH", help="the coordinator's checkpoint file")
     p.add_argument("--checkpoint-every", type=_number(int, 1), default=100)
     p.add_argument("--resume", metavar="PATH", help="continue from a coordinator checkpoint")

@@ -138,3 +138,11 @@ def test_a_diverged_run_stops_with_a_clear_reason():
         run(state, n_workers=2)
     assert state.stopped and state.iteration < 20
     assert "training diverged at iteration" in state.diverged and "lower learning rate" in state.diverged
+
+
+def test_the_coordinator_validates_every_cycle_and_at_the_end():
+    state = D.make_state(Settings(batch_size=32, iterations=5, seed=9, val_cycle=2))
+    run(state, n_workers=1)
+    assert [it for it, _ in state.validations] == [2, 4, 5]
+    for _, metrics in state.validations:
+        assert set(metrics) == {"accuracy", "loss"} and 0 <= metrics["accuracy"] <= 1

@@ -238,6 +238,11 @@ class CoordinatorServer:
     # ------------------------------------------------------------------ housekeeping
     async def _after_round(self):
         st = self.state
+        cycle = st.settings.val_cycle
+        if cycle and st.iteration and (st.iteration % cycle == 0 or st.stopped) \
+                and getattr(self, "_validated_at", -1) != st.iteration:
+            self._validated_at = st.iteration
+            await self.validate()
         if self.checkpoint and st.iteration and st.iteration % self.checkpoint_every == 0 \
                 and getattr(self, "_saved_at", -1) != st.iteration:
             self._saved_at = st.iteration
@@ -248,6 +253,26 @@ class CoordinatorServer:
             for wid in list(self.connections):  # the run is over: workers leave instead of reconnecting
                 await self.send(wid, P.BYE, {"reason": f"the run is complete (iteration {st.iteration})"})
             self.done.set()
+
+    async def validate(self):
+        """Evaluate the current weights on the test phase, in a thread, on a copy of the network
+        (the run goes on meanwhile); the result joins the dashboard's validation plot."""
+        from sukiyaki.nn import Net
+        from sukiyaki.nn.train import evaluate
+
+        st = self.state
+        if "test" not in st.net.schedules:
+            return
+        if getattr(self, "_val_net", None) is None:
+            sources = {n: (layer.images, layer.labels) for n, layer in st.net.layers.items()
+                       if layer.is_data and layer.images is not None}
+            self._val_net = Net(st.net.defs, data_sources=sources)
+        iteration = st.iteration
+        self._val_net.store.load_arrays(st.net.store.arrays())
+        result = await asyncio.to_thread(evaluate, self._val_net, st.settings.batch_size)
+        metrics = {k: v for k, v in result.items() if k != "images"}
+        st.validations.append((iteration, metrics))
+        log.info(f"iteration {iteration}: " + ", ".join(f"val {k} {v:.4f}" for k, v in metrics.items()))
 
     async def save(self):
         """Write the coordinator checkpoint (atomically, in a thread)."""
