@@ -23,6 +23,7 @@ import numpy as np
 
 from sukiyaki.distributed import codec as C
 from sukiyaki.distributed import protocol as P
+from sukiyaki.distributed.coordinator.state import STATE_PREFIX
 
 log = logging.getLogger("sukiyaki.worker")
 
@@ -169,7 +170,7 @@ class Worker:
     async def on_params(self, frame):
         if self.net is None:
             return
-        arrays = frame.tensors
+        arrays = {n[len(STATE_PREFIX):] if n.startswith(STATE_PREFIX) else n: a for n, a in frame.tensors.items()}
         await asyncio.to_thread(self.net.store.load_arrays, arrays)
         self.params_version = frame.fields["version"]
 
@@ -212,6 +213,8 @@ class Worker:
                 tensors.append((name, g, up))
             else:
                 tensors.append((name, P.Encoded(self.feedback.compress(name, g, up), g.shape), up))
+        states = self.net.store.arrays(names=self.net.store.names("state"))
+        tensors += [(STATE_PREFIX + n, a, "raw") for n, a in states.items()]
         await self.send(P.RESULT, {"iteration": f["iteration"], "task": f["task"], "samples": int(ids.size),
                                    "loss": float(loss) if np.isfinite(loss) else 0.0, "seconds": float(seconds),
                                    "nonfinite": not finite}, tensors)

@@ -113,7 +113,7 @@ class ParamStore:
         """{name: host array of its shape} from the buffer (or from ``flat``, its host copy)."""
         flat = self.to_numpy() if flat is None else flat
         out = {}
-        for name in names or self.order:
+        for name in self.order if names is None else names:
             e = self.entries[name]
             out[name] = flat[e.offset:e.offset + e.size].reshape(e.shape, order="F").copy(order="F")
         return out
@@ -138,7 +138,7 @@ class ParamStore:
         """{name: host array} of a trained-prefix-sized buffer (gradients, optimizer state)."""
         flat = np.array(self.ops.download(buffer), dtype=self.dtype).reshape(-1)
         out = {}
-        for name in names or self.names("trained"):
+        for name in self.names("trained") if names is None else names:
             e = self.entries[name]
             out[name] = flat[e.offset:e.offset + e.size].reshape(e.shape, order="F").copy(order="F")
         return out

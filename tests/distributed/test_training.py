@@ -146,3 +146,34 @@ def test_the_coordinator_validates_every_cycle_and_at_the_end():
     assert [it for it, _ in state.validations] == [2, 4, 5]
     for _, metrics in state.validations:
         assert set(metrics) == {"accuracy", "loss"} and 0 <= metrics["accuracy"] <= 1
+
+
+def bn_defs():
+    """A small network with batch normalization (running statistics are states)."""
+    return [
+        {"name": "d_train", "type": "mnist_data", "params": {"split": "train"}, "inputs": ["batch"],
+         "outputs": ["raw", "label"], "phase": "train"},
+        {"name": "d_test", "type": "mnist_data", "params": {"split": "test"}, "inputs": ["batch"],
+         "outputs": ["raw", "label"], "phase": "test"},
+        {"name": "aug", "type": "data_augmentation", "inputs": ["raw"], "outputs": ["x"],
+         "params": {"out_shape": [28, 28], "scale": 0.00390625, "input_klass": "uint8"}},
+        {"name": "conv", "type": "convolution_2d", "inputs": ["x"], "outputs": ["c"],
+         "params": {"in_size": 1, "out_size": 4, "ksize": 5, "stride": 2}},
+        {"name": "bn", "type": "batch_normalization", "inputs": ["c"], "outputs": ["b"], "params": {"in_size": 4}},
+        {"name": "relu", "type": "relu", "inputs": ["b"], "outputs": ["r"]},
+        {"name": "fc", "type": "linear", "inputs": ["r"], "outputs": ["pred"], "params": {"out_size": 10}},
+        {"name": "loss", "type": "softmax_cross_entropy", "inputs": ["pred", "label"], "outputs": ["loss"]},
+        {"name": "acc", "type": "accuracy", "inputs": ["pred", "label"], "outputs": ["accuracy"], "phase": "test"},
+    ]
+
+
+def test_running_statistics_come_back_from_the_workers():
+    finals = []
+    for n in (1, 2):
+        state = D.make_state(Settings(batch_size=32, iterations=3, seed=10, shard_size=8, deterministic=True),
+                             net=D.small_lenet(defs=bn_defs()))
+        run(state, n_workers=n)
+        finals.append(D.weights(state))
+    mean = finals[0]["bn/running_mean"]
+    assert np.abs(mean).max() > 1e-3 and np.all(finals[0]["bn/running_var"] != 1)  # moved from their start
+    D.assert_same_weights(finals[0], finals[1])  # statistics included, bit for bit

@@ -34,6 +34,8 @@ from sukiyaki.distributed import protocol as P
 
 _F32 = np.float32
 NONFINITE = " (non-finite)"
+#: Names of running statistics (batch normalization) in PARAMS and RESULT frames.
+STATE_PREFIX = "state:"
 
 
 @dataclass
@@ -176,6 +178,8 @@ class Round:
         self.loss = 0.0
         self.started = None
         self.nonfinite = set()  # workers whose upload for this round held NaN or infinity
+        self.state_sum = {}  # running statistics, weighted sums
+        self.states = {}  # shard -> {name: weighted statistics} (deterministic mode)
 
     @property
     def complete(self):
@@ -202,7 +206,8 @@ class CoordinatorState:
         self.iterator = BatchIterator(np.arange(self.n_train).reshape(1, -1), None, settings.batch_size,
                                       shuffle=True, seed=settings.seed)
         self.names = net.store.names("trained")
-        self.shapes = {n: net.store.entries[n].shape for n in self.names}
+        self.state_names = net.store.names("state")  # running statistics: sent down, averaged back
+        self.shapes = {n: net.store.entries[n].shape for n in self.names + self.state_names}
         self.iteration = 0
         self.workers = {}
         self.tasks = {}
@@ -322,8 +327,10 @@ class CoordinatorState:
             arrays = self.net.store.arrays(names=self.names)
         else:
             arrays = self._broadcast_arrays()
+        states = self.net.store.arrays(names=self.state_names)
         return Send(w.id, P.PARAMS, {"version": self.iteration, "codec": self.settings.codec_down},
-                    [(n, arrays[n], self.settings.codec_down) for n in self.names])
+                    [(n, arrays[n], self.settings.codec_down) for n in self.names]
+                    + [(STATE_PREFIX + n, states[n], "raw") for n in self.state_names])
 
     def _broadcast_arrays(self):
         """B_t = what the lossy codec carries of W_t, computed once per version and shared.
@@ -401,6 +408,13 @@ class CoordinatorState:
         w.speed = rate if w.speed is None else 0.7 * w.speed + 0.3 * rate
         w.samples_done += len(task.ids)
         rnd = self.round
+        share = len(task.ids) / len(rnd.ids)
+        for n in self.state_names:  # running statistics: averaged, weighted by samples
+            v = frame.tensors[STATE_PREFIX + n].astype(np.float64) * share
+            if self.settings.deterministic:
+                rnd.states.setdefault(task.shards[0], {})[n] = v
+            else:
+                rnd.state_sum[n] = v if n not in rnd.state_sum else rnd.state_sum[n] + v
         if self.settings.deterministic:
             rnd.per_shard[task.shards[0]] = {n: frame.tensors[n] for n in self.names}
         else:  # a gradient already scaled by its share; a local-steps change weighted by its samples here
@@ -428,10 +442,15 @@ class CoordinatorState:
             return f"the worker's loss is not finite{NONFINITE}"
         if f["samples"] != len(task.ids):
             return f"{f['samples']} samples reported, the task had {len(task.ids)}"
-        if set(frame.tensors) != set(self.names):
-            missing = sorted(set(self.names) - set(frame.tensors))[:3]
-            extra = sorted(set(frame.tensors) - set(self.names))[:3]
+        expected = set(self.names) | {STATE_PREFIX + n for n in self.state_names}
+        if set(frame.tensors) != expected:
+            missing = sorted(expected - set(frame.tensors))[:3]
+            extra = sorted(set(frame.tensors) - expected)[:3]
             return f"gradient tensors do not match the parameters (missing {missing}, unexpected {extra})"
+        for n in self.state_names:
+            v = frame.tensors[STATE_PREFIX + n]
+            if tuple(v.shape) != tuple(self.shapes[n]) or v.dtype != _F32 or not np.all(np.isfinite(v)):
+                return f"running statistic {n!r} has shape {tuple(v.shape)} {v.dtype} or non-finite values"
         total = 0.0
         for n in self.names:
             g = frame.tensors[n]
@@ -468,6 +487,12 @@ class CoordinatorState:
         for n in self.names:
             e = store.entries[n]
             flat[e.offset:e.offset + e.size] = grads[n].reshape(-1, order="F")
+        if self.state_names:
+            if self.settings.deterministic:
+                stats = {n: sum(rnd.states[sh][n] for sh in sorted(rnd.states)) for n in self.state_names}
+            else:
+                stats = rnd.state_sum
+            store.load_arrays({n: stats[n].astype(np.float32) for n in self.state_names})
         if self.settings.local_steps > 1:
             self._outer_step(flat)
         else:
