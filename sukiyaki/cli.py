@@ -174,9 +174,11 @@ def _apply_resume_options(args):
 
 
 def _cmd_train(args):
-    from sukiyaki.nn.train import Trainer, make_optimizer
+    from sukiyaki.nn.train import Trainer, check_appendable, make_optimizer
     from sukiyaki.nn.weights import load_weights
 
+    if args.log:
+        check_appendable(args.log, "--log")  # before anything is built or trained
     if args.resume and args.initial_weights:
         raise UsageError("--resume and --initial-weights exclude each other (a checkpoint holds the weights)")
     _apply_resume_options(args)
@@ -200,7 +202,7 @@ def _cmd_train(args):
                       seed=args.seed, save_template=args.save_template, save_final=save_final,
                       checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
                       progress=False if args.no_progress else sys.stderr,
-                      log=lambda line: print(line, flush=True))
+                      log=lambda line: print(line, flush=True), metrics_log=args.log)
     if args.resume:
         it = trainer.resume(args.resume)
         print(f"resumed from {args.resume} at iteration {it}", flush=True)
@@ -275,6 +277,9 @@ def _add_train(sub):
                         "checkpoint settings it recorded unless given again")
     p.add_argument("--seed", type=_number(int, 0), default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--log", metavar="PATH",
+                   help="append JSON lines to PATH: one per iteration (iteration, loss, images_per_s, time) "
+                        "and one per validation (iteration, validation)")
     p.set_defaults(func=_cmd_train)
 
 

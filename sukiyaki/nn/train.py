@@ -195,6 +195,19 @@ def fill_template(template, iteration):
     return os.fspath(template).replace("{iteration}", str(iteration)).replace("%d", str(iteration))
 
 
+def _json_number(v):
+    """A float for JSON: None where it is not finite (JSON has no NaN)."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def check_appendable(path, what):
+    """Refuse, before training, a log file that cannot be appended to (ValueError naming ``what``)."""
+    check_writable(path, what)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ValueError(f"{what} {os.fspath(path)!r}: the file exists and is not writable")
+
+
 def _ensure_parent(path):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -229,12 +242,19 @@ class Trainer:
         progress_every: iterations between bar lines off a terminal (default total/10, <= 100).
         read_every: iterations between reads of the losses from the device (default 10); the
             progress bar and the divergence check are updated then.
+        metrics_log: a path or a text file object to which training appends JSON lines, so a
+            local run can be plotted like a distributed one: one per iteration whose loss is
+            read (``{"iteration", "loss", "images_per_s", "time"}``: the total loss, the images/s
+            of this train() call so far, validation time excluded, and Unix time) and one per
+            validation (``{"iteration", "validation": {metric: value}, "time"}``). A path is
+            opened in append mode when training starts and closed when it ends; every line is
+            flushed. None: no log.
     """
 
     def __init__(self, net, optimizer=None, batch_size=64, batch_div=1, iterations=None, epochs=None,
                  val_cycle=500, val_batch_size=None, seed=0, save_template=None, save_final=None,
                  checkpoint=None, checkpoint_every=None, device=None, log=print, progress=None,
-                 progress_every=None, read_every=10):
+                 progress_every=None, read_every=10, metrics_log=None):
         self.seed = _check_int("seed", seed, 0)
         if not isinstance(net, Net):
             net = Net(net, device=device or "numpy", seed=self.seed)
@@ -259,6 +279,9 @@ class Trainer:
             raise ValueError("Trainer: checkpoint_every needs a checkpoint path")
         self.read_every = _check_int("read_every", read_every, 1)
         self.save_template, self.save_final, self.checkpoint = save_template, save_final, checkpoint
+        if not (metrics_log is None or hasattr(metrics_log, "write") or isinstance(metrics_log, (str, os.PathLike))):
+            raise ValueError(f"Trainer: metrics_log must be a path or a file object, got {type(metrics_log).__name__}")
+        self.metrics_log = metrics_log
         self._check_outputs()
         self.log = log if log is not None else (lambda line: None)
         self.progress_stream = None if progress is False else (progress if progress not in (None, True) else sys.stderr)
@@ -272,6 +295,7 @@ class Trainer:
         self.losses = []  # (iteration, {loss blob: value}) of the iterations read so far (the last 1000)
         self._pending = []  # (iteration, batch size, native (k, 1) losses) not yet read
         self._bar = None
+        self._metrics_out = None  # the open metrics log while train() runs
 
     def _check_outputs(self):
         """Refuse, before any training, output files that cannot be written (exit status 2 in the CLI)."""
@@ -281,6 +305,8 @@ class Trainer:
                 target = fill_template(path, 0)
                 check_writable(target, what)
                 remove_stale_temp(target)
+        if isinstance(self.metrics_log, (str, os.PathLike)):
+            check_appendable(self.metrics_log, "metrics_log")
 
     def _new_iterator(self, batch_size, seed):
         return BatchIterator(np.arange(self.n_train, dtype=np.int64).reshape(1, -1), None, batch_size,
@@ -378,8 +404,34 @@ class Trainer:
             return None
         res = {"iteration": self.iteration, **res}
         self.history.append(res)
+        metrics = {k: _json_number(v) for k, v in res.items() if k not in ("iteration", "images")}
+        self._write_metrics({"iteration": self.iteration, "validation": metrics, "time": round(time.time(), 3)})
         self._say(f"iter {self.iteration}: {format_metrics(res)}")
         return res
+
+    # --- the metrics log ---
+    def _write_metrics(self, record):
+        """One JSON line to the metrics log (when one is open), flushed."""
+        out = self._metrics_out
+        if out is not None:
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+
+    def _open_metrics_log(self):
+        """Open the metrics log for train(): a path in append mode (its folder created), a file
+        object as given. Returns whether train() must close it."""
+        log = self.metrics_log
+        if log is None or hasattr(log, "write"):
+            self._metrics_out = log
+            return False
+        _ensure_parent(log)
+        self._metrics_out = open(log, "a", encoding="utf-8")
+        return True
+
+    def _close_metrics_log(self, own):
+        out, self._metrics_out = self._metrics_out, None
+        if own and out is not None:
+            out.close()
 
     # --- files ---
     def save_weights(self, path):
@@ -542,18 +594,27 @@ class Trainer:
         t0 = time.perf_counter()
         start_it, images, recent = self.iteration, 0, deque(maxlen=50)
         last_ckpt, val = None, None
+        log_metrics = self.metrics_log is not None
+        stamps, excluded = {}, 0.0  # iteration -> (training seconds, Unix time) at its end; validation time
 
-        def read():  # one transfer for the losses since the last read; feeds the bar
+        def read():  # one transfer for the losses since the last read; feeds the bar and the log
             nonlocal images
             for it, n, loss in self.read_losses():
                 recent.append(loss)
                 images += n
                 if bar is not None:
                     bar.update(it, n, loss)
+                if log_metrics:
+                    seconds, wall = stamps.pop(it, None) or (time.perf_counter() - t0 - excluded, time.time())
+                    self._write_metrics({"iteration": it, "loss": loss,
+                                         "images_per_s": round(images / max(seconds, 1e-9), 3), "time": round(wall, 3)})
 
+        own_log = self._open_metrics_log()
         try:
             while self.iteration < total:
                 self.step()
+                if log_metrics:
+                    stamps[self.iteration] = (time.perf_counter() - t0 - excluded, time.time())
                 if self.iteration % self.read_every == 0:
                     read()
                 if self.iteration >= total:
@@ -563,6 +624,7 @@ class Trainer:
                                             else validate)
                 if validate or ckpt:
                     read()
+                    t_val = time.perf_counter()
                     with bar.paused() if bar is not None else contextlib.nullcontext():
                         if validate:
                             val = self._validate_and_log()
@@ -570,6 +632,7 @@ class Trainer:
                                 self.save_weights(fill_template(self.save_template, self.iteration))
                         if ckpt:
                             last_ckpt = self.save_checkpoint()
+                    excluded += time.perf_counter() - t_val
             read()
             if bar is not None:
                 bar.close()
@@ -587,6 +650,7 @@ class Trainer:
             if self._bar is not None:
                 self._bar.close()
             self._bar = None
+            self._close_metrics_log(own_log)
         done = self.iteration - start_it
         return {"iteration": self.iteration, "epoch": self.epoch, "val": val,
                 "train_loss": sum(recent) / len(recent) if recent else None, "saved": list(self.saved),
