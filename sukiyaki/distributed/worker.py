@@ -69,6 +69,7 @@ class Worker:
         self._session = None
         self._work = None
         self._inner = None
+        self._round_states = {}  # running statistics as the last PARAMS gave them
         self.link = link
         self.ssl = True  # https: the system's authorities (plain http ignores it)
         if cafile is not None:
@@ -172,6 +173,8 @@ class Worker:
             return
         arrays = {n[len(STATE_PREFIX):] if n.startswith(STATE_PREFIX) else n: a for n, a in frame.tensors.items()}
         await asyncio.to_thread(self.net.store.load_arrays, arrays)
+        # every task of the round starts from these running statistics (not from the last task's)
+        self._round_states = {n[len(STATE_PREFIX):]: a for n, a in frame.tensors.items() if n.startswith(STATE_PREFIX)}
         self.params_version = frame.fields["version"]
 
     async def on_task(self, frame):
@@ -201,6 +204,8 @@ class Worker:
             return
         t0 = time.perf_counter()
         compute = self._local_steps if f.get("local_steps", 1) > 1 else self._compute
+        if self._round_states:
+            await asyncio.to_thread(self.net.store.load_arrays, self._round_states)
         grads, loss = await asyncio.to_thread(compute, ids.reshape(-1).astype(np.int64), f)
         seconds = time.perf_counter() - t0
         up = self.settings["codec_up"]
