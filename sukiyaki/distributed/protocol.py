@@ -195,12 +195,14 @@ def decode_frame(data, max_bytes=1 << 30, max_elements=None):
         header = json.loads(data[4:4 + hlen].decode("utf-8"), parse_constant=_no_constant)
     except RecursionError:
         raise ProtocolError("the header nests too deeply") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ProtocolError:  # NaN or Infinity (parse_constant)
+        raise
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer past Python's 4300-digit limit
         raise ProtocolError(f"the header is not JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ProtocolError(f"the header must be a JSON object, got {type(header).__name__}")
     _depth(header, MAX_JSON_DEPTH)
-    if header.get("v") != VERSION:
+    if type(header.get("v")) is not int or header.get("v") != VERSION:  # not true or 1.0, which == 1
         raise ProtocolError(f"protocol version {header.get('v')!r} is not supported (this side speaks {VERSION})")
     kind = header.get("kind")
     if kind not in KINDS:
@@ -229,7 +231,7 @@ def decode_frame(data, max_bytes=1 << 30, max_elements=None):
         count = math.prod(shape)
         if count > max_elements:
             raise ProtocolError(f"{where}: {count} elements is over the limit of {max_elements}")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:  # a list would not even hash
             raise ProtocolError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if cname not in codec.CODECS or (dtype == "int32" and cname != "raw"):
             raise ProtocolError(f"{where}: codec {cname!r} is not one of {', '.join(codec.CODECS)} for {dtype}")

@@ -79,3 +79,143 @@ def assert_same_weights(a, b, rtol=0.0, atol=0.0):
             assert a[k].tobytes() == b[k].tobytes(), f"{k}: max diff {np.abs(a[k] - b[k]).max()}"
         else:
             np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=atol, err_msg=k)
+
+
+# ------------------------------------------------------------------ real processes
+# (``python -m sukiyaki serve`` and ``worker`` subprocesses on loopback, for the fault tests)
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def digits_npz(path, n=256):
+    """Write the first n training digits as an .npz for ``--data d_train=PATH``; returns the path."""
+    x, t = load_mnist(split="train")
+    np.savez(path, images=x[..., :n], labels=t.reshape(-1)[:n])
+    return path
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url, timeout=2.0):
+    """GET url as JSON, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+
+
+def admin(url, action, timeout=5.0):
+    """POST an admin action with the test's admin token; returns the JSON answer."""
+    req = urllib.request.Request(f"{url}/api/admin/{action}", data=b"", method="POST",
+                                 headers={"Authorization": f"Bearer {ADMIN}"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def checkpoint_tensors(path):
+    """{name: array} of a coordinator checkpoint: the weights and the optimizer state."""
+    from sukiyaki.nn.params import load_safetensors
+
+    return load_safetensors(Path(path).read_bytes())[0]
+
+
+class Processes:
+    """Subprocesses of one test, each logging to a file; every one killed on exit.
+
+    Example:
+        >>> with Processes(tmp_path) as ps:                                   # doctest: +SKIP
+        ...     ps.start("serve", "serve", "lenet", "--port", "8765")
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.procs = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()  # SIGKILL ends a stopped process too
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def start(self, name, *args):
+        """Start ``python -m sukiyaki ARGS`` under this name (its output in NAME.log)."""
+        # one BLAS thread: on a small machine, threaded BLAS in three processes ran 5-20 times slower
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1",
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        out = open(self.folder / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "sukiyaki", *map(str, args)], stdout=out,
+                                            stderr=subprocess.STDOUT, env=env, cwd=self.folder)
+        out.close()
+        return self.procs[name]
+
+    def signal(self, name, sig):
+        os.kill(self.procs[name].pid, sig)
+
+    def log(self, name):
+        path = self.folder / f"{name}.log"
+        return path.read_text("utf-8", "replace") if path.exists() else ""
+
+    def logs(self, tail=3000):
+        return "\n".join(f"----- {n} (rc {p.poll()}):\n{self.log(n)[-tail:]}" for n, p in self.procs.items())
+
+    def wait_until(self, predicate, timeout, what):
+        """Poll predicate (every 50 ms) until it returns a true value; fail with every log when it does not."""
+        end = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{self.logs()}")
+            time.sleep(0.05)
+
+    def wait_exit(self, name, timeout):
+        """The exit status of a process, failing (with the logs) if it runs past timeout."""
+        try:
+            return self.procs[name].wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{name} still running after {timeout} s\n{self.logs()}") from None
+
+
+def serve_command(npz, port, iterations, *extra, seed=3, deterministic=True):
+    """The arguments of a small ``serve`` (deterministic by default): LeNet, batch 32, shards of 8."""
+    return ["serve", "lenet", "--data", f"d_train={npz}", "--batch-size", 32, "--shard-size", 8, "--iterations",
+            iterations, "--seed", seed, *(["--deterministic"] if deterministic else []), "--val-cycle", 0,
+            "--port", port, "--token", TOKEN, "--admin-token", ADMIN, *extra]
+
+
+def rss_bytes(pid):
+    """The resident set size of a process now (Linux /proc), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
+def worker_by_name(metrics, name):
+    """The dashboard entry of the worker called name, or None."""
+    return next((w for w in (metrics or {}).get("workers", []) if w["name"] == name), None)
+
+
+SIGSTOP, SIGCONT, SIGKILL = signal.SIGSTOP, signal.SIGCONT, signal.SIGKILL

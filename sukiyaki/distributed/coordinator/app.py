@@ -135,7 +135,8 @@ class CoordinatorServer:
         try:
             msg = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT)
         except asyncio.TimeoutError:
-            await self._refuse(ws, "no hello within 10 s")
+            log.warning(f"refused a worker from {peer}: no hello within {HELLO_TIMEOUT:g} s")
+            await self._refuse(ws, f"no hello within {HELLO_TIMEOUT:g} s")
             return ws
         info = self._check_hello(msg)
         if isinstance(info, str):
@@ -159,11 +160,15 @@ class CoordinatorServer:
     async def _refuse(self, ws, reason):
         try:
             await ws.send_bytes(P.encode_frame(P.ERROR, {"reason": reason}))
+        except (ConnectionError, RuntimeError):  # the peer is gone already (e.g. after an oversized frame)
+            pass
         finally:
             await ws.close()
 
     def _check_hello(self, msg):
         """A WorkerInfo, or why the first message is refused."""
+        if msg.type == WSMsgType.ERROR:  # e.g. a frame over max_frame: aiohttp says which
+            return f"the connection failed before HELLO ({msg.data})"
         if msg.type != WSMsgType.BINARY:
             return "the first message must be a binary HELLO frame"
         try:
@@ -173,7 +178,8 @@ class CoordinatorServer:
         if frame.kind != P.HELLO:
             return f"the first message must be HELLO, got {frame.kind}"
         f = frame.fields
-        if not hmac.compare_digest(f["token"].encode(), self.join_token.encode()):
+        # surrogatepass: a JSON string may hold a lone surrogate, which plain UTF-8 cannot encode
+        if not hmac.compare_digest(f["token"].encode("utf-8", "surrogatepass"), self.join_token.encode()):
             return "wrong join token"
         if f["version"] != P.VERSION:
             return f"protocol version {f['version']} is not supported (the coordinator speaks {P.VERSION})"
@@ -187,6 +193,9 @@ class CoordinatorServer:
     async def _receive(self, wid, msg):
         conn = self.connections[wid]
         now = time.monotonic()
+        if msg.type == WSMsgType.ERROR:  # e.g. a frame over max_frame: aiohttp closes the connection
+            await self._bad(wid, f"connection error ({msg.data})")
+            return
         if msg.type != WSMsgType.BINARY:
             await self._bad(wid, f"a {msg.type.name} message where a binary frame belongs")
             return
