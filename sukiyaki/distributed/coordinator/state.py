@@ -122,6 +122,7 @@ class Worker:
     task: int = None
     samples_done: int = 0
     rejected: int = 0
+    late: bool = False  # missed a deadline and has not answered since: no work while others can do it
     bytes_in: int = 0
     bytes_out: int = 0
 
@@ -276,11 +277,14 @@ class CoordinatorState:
             if self.round is None:
                 return actions
         idle = [w for w in self.workers.values() if w.task is None]
+        if any(not w.late for w in self.workers.values()):  # a late worker waits while a prompt one lives
+            idle = [w for w in idle if not w.late]
         rnd = self.round
         if not idle or not rnd.pending:
             return actions
-        known = [w.speed for w in idle if w.speed]
+        known = [w.speed for w in self.workers.values() if w.speed]  # late ones included: unknowns are not trusted more
         default = float(np.median(known)) if known else 1.0
+        idle.sort(key=lambda w: -(w.speed or default))  # fastest first (the deterministic mode's one shard each)
         speeds = np.array([w.speed or default for w in idle], dtype=np.float64)
         n_shards = len(rnd.pending)
         if self.settings.deterministic:
@@ -368,6 +372,7 @@ class CoordinatorState:
                 w = self.workers.get(task.worker)
                 if w is not None:
                     w.speed = (w.speed or 1.0) / 4
+                    w.late = True
                 actions += self._cancel(task.id, f"missed its deadline ({task.deadline - task.sent:.1f} s)")
         return actions + (self.schedule(now) if actions else [])
 
@@ -378,6 +383,7 @@ class CoordinatorState:
         if w is None:
             return []
         f = frame.fields
+        w.late = False  # it answers (late results included): it may have work again
         task = self.tasks.get(f["task"])
         if task is None or task.worker != wid or task.iteration != f["iteration"]:
             return [Send(wid, P.REJECT, {"reason": f"task {f['task']} of iteration {f['iteration']} is not one of "
@@ -385,11 +391,17 @@ class CoordinatorState:
                                          "refers_to": P.RESULT})]
         problem = self._check_upload(task, frame)
         if problem and (problem.endswith(NONFINITE) or f.get("nonfinite")):
-            # the same shards non-finite from two workers: the model diverged, not the worker
-            self.round.nonfinite.add(wid)
-            if len(self.round.nonfinite) >= min(2, len(self.workers)):
-                return self._diverged(f"the loss or gradients of iteration {task.iteration} are not finite on "
-                                      f"{len(self.round.nonfinite)} worker(s)")
+            # a worker's word is not enough to stop the run: the coordinator checks the claim itself
+            if not self._finite_here(task):
+                return self._diverged(f"the loss or gradients of iteration {task.iteration} are not finite "
+                                      f"(worker {wid} reported it; the coordinator's own step agrees)")
+            if self.settings.local_steps > 1:  # H local steps cannot be re-run here: two workers must agree
+                self.round.nonfinite.add(wid)
+                if len(self.round.nonfinite) >= min(2, len(self.workers)):
+                    return self._diverged(f"the local steps of iteration {task.iteration} are not finite on "
+                                          f"{len(self.round.nonfinite)} worker(s)")
+            else:
+                problem += "; the coordinator's own step on these samples is finite"
         if problem:
             w.rejected += 1
             actions = [Send(wid, P.REJECT, {"reason": problem, "refers_to": P.RESULT}),
@@ -428,6 +440,31 @@ class CoordinatorState:
         if rnd.complete:
             actions += self._finish_round(now)
         return actions + self.schedule(now)
+
+    def _finite_here(self, task, piece=64):
+        """Whether the task's loss and gradient at the current weights are finite, computed here.
+
+        The check of a worker's claim that they are not: it leaves the gradient slot dirty (each
+        round overwrites it) and puts the running statistics back as they were.
+        """
+        net, store = self.net, self.net.store
+        states = store.arrays(names=self.state_names)
+        inputs = list(net.schedules["train"].inputs)
+        ids = task.ids.reshape(-1).astype(np.int64)
+        try:
+            net.zero_grads()
+            loss = 0.0
+            with np.errstate(all="ignore"):
+                for lo in range(0, len(ids), piece):
+                    part = ids[lo:lo + piece]
+                    out = net.train_batch({b: part for b in inputs}, loss_scale=len(part) / len(ids),
+                                          seed=self.settings.seed, iteration=task.iteration)
+                    loss += sum(float(v) for v in out.values())
+                grads = store.slot_arrays(store.grad)
+            return math.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())
+        finally:
+            if self.state_names:
+                store.load_arrays(states)
 
     def _diverged(self, why):
         """Stop the run: it diverged (the model, not a worker, is at fault)."""
@@ -539,7 +576,7 @@ class CoordinatorState:
             "samples": self.samples_total,
             "workers": [{"id": w.id, "name": w.info.name, "backend": w.info.backend, "device": w.info.device,
                          "speed": w.speed, "last_seen": round(now - w.last_seen, 3), "busy": w.task is not None,
-                         "samples": w.samples_done, "rejected": w.rejected, "bytes_in": w.bytes_in,
+                         "samples": w.samples_done, "rejected": w.rejected, "late": w.late, "bytes_in": w.bytes_in,
                          "bytes_out": w.bytes_out} for w in self.workers.values()],
             "loss": self.history[-500:],
             "validation": self.validations[-200:],
