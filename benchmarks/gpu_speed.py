@@ -30,7 +30,6 @@ NETS = HERE.parent / "sukiyaki" / "nets"
 def ours_runner(net_name, batch):
     import cupy as cp
 
-    from sukiyaki.data import load_mnist
     from sukiyaki.nn import Net
     from sukiyaki.nn.optim import get_optimizer
 

@@ -225,8 +225,8 @@ def decode_frame(data, max_bytes=1 << 30, max_elements=None):
         if not isinstance(name, str) or not name or name in tensors:
             raise ProtocolError(f"{where}: name must be a new non-empty string, got {name!r}")
         where = f"{kind}: tensor {name!r}"
-        if not isinstance(shape, list) or len(shape) > 8 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
-                                                                 for s in shape):
+        bad_dim = any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in shape) if isinstance(shape, list) else True
+        if bad_dim or len(shape) > 8:
             raise ProtocolError(f"{where}: shape must be a list of at most 8 non-negative integers, got {shape!r}")
         count = math.prod(shape)
         if count > max_elements:

@@ -3,7 +3,6 @@ rule is the Sukiyaki2 format's alone), and deeply nested headers are ValueErrors
 file, not RecursionErrors.
 """
 
-import numpy as np
 import pytest
 
 from sukiyaki.nn import Net
