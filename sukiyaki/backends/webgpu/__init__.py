@@ -1,0 +1,38 @@
+"""The WebGPU backend: WGSL compute shaders (``kernels/*.wgsl``) on any WebGPU device.
+
+Natively it runs through the ``wgpu`` package (wgpu-native: Vulkan, Metal, D3D12; on a
+machine without a GPU, Mesa's lavapipe gives a CPU Vulkan device), installed by
+``pip install 'sukiyaki[webgpu]'``; in a browser, the same shaders run through Pyodide's
+bridge to ``navigator.gpu`` (a ``browser.py`` in place of ``native.py``). ``wgpu`` is
+imported only when the backend is asked for, so the package imports without it.
+
+Storage of the dtypes WGSL lacks (float64, int64, uint8, bool): see ``array.py``.
+"""
+
+from sukiyaki.backends import BackendUnavailable
+
+
+def open_device():
+    """The WebGPU device of this platform (native wgpu; a browser adapter replaces this)."""
+    from sukiyaki.backends.webgpu import native
+
+    return native.open_device()
+
+
+def create():
+    """Return a WebGPU backend on the default adapter; BackendUnavailable when none can run here."""
+    try:
+        import wgpu  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailable(f"backend 'webgpu' needs the wgpu package ({exc}); install it with: "
+                                 f"pip install 'sukiyaki[webgpu]'") from None
+    try:
+        device = open_device()
+    except LookupError as exc:
+        raise BackendUnavailable(f"backend 'webgpu' cannot run here: {exc}") from None
+    except Exception as exc:  # a driver that fails to start
+        raise BackendUnavailable(f"backend 'webgpu' cannot run here: no usable WebGPU adapter "
+                                 f"({type(exc).__name__}: {exc})") from None
+    from sukiyaki.backends.webgpu.backend import WebGPUBackend
+
+    return WebGPUBackend(device)
