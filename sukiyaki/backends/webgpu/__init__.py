@@ -6,8 +6,24 @@ machine without a GPU, Mesa's lavapipe gives a CPU Vulkan device), installed by
 bridge to ``navigator.gpu`` (a ``browser.py`` in place of ``native.py``). ``wgpu`` is
 imported only when the backend is asked for, so the package imports without it.
 
-Storage of the dtypes WGSL lacks (float64, int64, uint8, bool): see ``array.py``.
+Layout (one folder, the same shaders natively and in a browser):
+
+- ``native.py``: the only module that talks to WebGPU (adapter, device, buffers, pipelines,
+  command encoder); a ``browser.py`` with the same small interface replaces it in Pyodide;
+- ``array.py``: the native array (buffer, element offset, shape, dtype; column-major) and the
+  storage of the dtypes WGSL lacks (float64, int64, uint8, bool);
+- ``kernels.py``: loading, assembling, compiling (memoized) and launching ``kernels/*.wgsl``;
+- ``backend.py``: the primitives of ``sukiyaki.backends.base``; ``elementwise.py`` (ops and
+  dtype rules), ``reduce.py``, ``matmul.py``, ``indexing.py`` (data movement), ``nn.py``
+  (convolution, pooling, crops, fused updates) generate or drive the kernels;
+- ``kernels/``: ``f64.wgsl`` (software binary64), ``math.wgsl`` (float32 functions to a few
+  ulps, double log/exp/pow), ``common.wgsl``, ``philox.wgsl``, and one file per kernel.
+
+Work is recorded into one command encoder and submitted at the next read (or every
+``native.SUBMIT_EVERY`` commands), not once per primitive.
 """
+
+import sys
 
 from sukiyaki.backends import BackendUnavailable
 
@@ -21,6 +37,9 @@ def open_device():
 
 def create():
     """Return a WebGPU backend on the default adapter; BackendUnavailable when none can run here."""
+    if sys.platform == "emscripten":
+        raise BackendUnavailable("backend 'webgpu' in the browser needs its adapter (browser.py, a later step); "
+                                 "the numpy backend runs there meanwhile")
     try:
         import wgpu  # noqa: F401
     except ImportError as exc:

@@ -41,6 +41,11 @@ def _fstrides(shape):
     return out
 
 
+def _dense_tables(shape):
+    """Offset tables of a column-major array of shape (one per axis)."""
+    return [np.arange(n, dtype=np.int64) * s for n, s in zip(shape, _fstrides(shape))]
+
+
 def _broadcast_shape(*shapes):
     nd = max(len(s) for s in shapes)
     out = []
@@ -478,8 +483,8 @@ class WebGPUBackend:
         shape = tuple(x.shape[a] for a in axes)
         out = self._new(shape, x.dtype)
         st = _fstrides(x.shape)
-        src = [[j * st[a] for j in range(x.shape[a])] for a in axes]
-        dst = [[j * s for j in range(n)] for n, s in zip(shape, _fstrides(shape))]
+        src = [np.arange(x.shape[a], dtype=np.int64) * st[a] for a in axes]
+        dst = _dense_tables(shape)
         self._index_copy(out, x, shape, src, dst)
         return out
 
@@ -493,8 +498,9 @@ class WebGPUBackend:
         start = 0
         for x in xs:
             if x.size:
-                src = [[j * s for j in range(n)] for n, s in zip(x.shape, _fstrides(x.shape))]
-                dst = [[(j + (start if d == axis else 0)) * ost[d] for j in range(n)] for d, n in enumerate(x.shape)]
+                src = _dense_tables(x.shape)
+                dst = [(np.arange(n, dtype=np.int64) + (start if d == axis else 0)) * ost[d]
+                       for d, n in enumerate(x.shape)]
                 self._index_copy(out, x, x.shape, src, dst)
             start += x.shape[axis]
         return out
@@ -509,8 +515,8 @@ class WebGPUBackend:
         if out.size == 0:
             return out
         st = _fstrides(xs)
-        src = [[(j % xs[d]) * st[d] for j in range(shape[d])] for d in range(nd)]
-        dst = [[j * s for j in range(n)] for n, s in zip(shape, _fstrides(shape))]
+        src = [(np.arange(shape[d], dtype=np.int64) % xs[d]) * st[d] for d in range(nd)]
+        dst = _dense_tables(shape)
         self._index_copy(out, x, shape, src, dst)
         return out
 

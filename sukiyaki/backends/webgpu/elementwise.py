@@ -11,7 +11,8 @@ WGSL type:
   algorithms on those (within a few units of the last place of a double); the trigonometric
   functions and atan2 of doubles go through float32 (about 1e-7 relative, and the argument
   rounded to float32 first: the documented gap; the front end computes them on single);
-- int64/uint64: through float64 (exact below 2**53: indices and counts);
+- int64: ``vec2<u32>`` two's complement: add, sub, mul, pow (wrapping), mod, rem and the
+  comparisons exact, as numpy's; uint64: through float64 (exact below 2**53);
 - int8/16/32: ``i32`` (wrapping), uint8/16/32: ``u32`` (wrapping; narrow dtypes wrap when
   stored), bool: ``bool``.
 
@@ -25,7 +26,7 @@ from sukiyaki.backends.webgpu.array import kind_of
 
 #: numpy dtype -> compute type (WGSL side), see the module docstring
 _COMPUTE = {"f": "f32", "d": "f64", "e": "f32", "i": "i32", "h": "i32", "b": "i32", "I": "u32", "H": "u32",
-            "B": "u32", "?": "bool", "q": "f64", "l": "f64", "Q": "f64", "L": "f64"}
+            "B": "u32", "?": "bool", "q": "i64", "l": "i64", "Q": "f64", "L": "f64"}
 WGSL_TYPE = {"f32": "f32", "f64": "vec2<u32>", "i32": "i32", "u32": "u32", "bool": "bool", "i64": "vec2<u32>"}
 #: storage kind -> the WGSL type its loads give
 NATURAL = {"f32": "f32", "f64": "f64", "i32": "i32", "u32": "u32", "b32": "bool", "i64": "i64"}
@@ -112,6 +113,8 @@ def scalar_words(value, ctype):
         return [int(w[0]), int(w[1])]
     if ctype == "bool":
         return [1 if value else 0]
+    if ctype == "i64" and isinstance(value, float):
+        value = int(value) if np.isfinite(value) else 0
     if ctype == "i64":
         w = np.array([int(value)], dtype=np.uint64 if int(value) >= 2 ** 63 else np.int64).view(np.uint32)
         return [int(w[0]), int(w[1])]
@@ -167,8 +170,15 @@ _BOOL_BIN = {
     "eq": "({a} == {b})", "ne": "({a} != {b})", "lt": "(!{a} && {b})", "le": "(!{a} || {b})",
     "gt": "({a} && !{b})", "ge": "({a} || !{b})",
 }
-BINARY_EXPR = {"f32": _F32_BIN, "f64": _F64_BIN, "i32": _I32_BIN, "u32": _U32_BIN, "bool": _BOOL_BIN}
-TRUTHY = {"f32": "sk_truthy({})", "f64": "!f64_is_zero({})", "i32": "({} != 0)", "u32": "({} != 0u)", "bool": "{}"}
+_I64_BIN = {
+    "add": "u64_add({a}, {b})", "sub": "u64_sub({a}, {b})", "mul": "i64_mul({a}, {b})", "pow": "i64_pow({a}, {b})",
+    "maximum": "i64_max({a}, {b})", "minimum": "i64_min({a}, {b})", "mod": "i64_mod({a}, {b})",
+    "rem": "i64_rem({a}, {b})", "eq": "i64_eq({a}, {b})", "ne": "!i64_eq({a}, {b})", "lt": "i64_lt({a}, {b})",
+    "le": "!i64_lt({b}, {a})", "gt": "i64_lt({b}, {a})", "ge": "!i64_lt({a}, {b})",
+}
+BINARY_EXPR = {"f32": _F32_BIN, "f64": _F64_BIN, "i32": _I32_BIN, "u32": _U32_BIN, "bool": _BOOL_BIN, "i64": _I64_BIN}
+TRUTHY = {"f32": "sk_truthy({})", "f64": "!f64_is_zero({})", "i32": "({} != 0)", "u32": "({} != 0u)", "bool": "{}",
+          "i64": "!u64_is0({})"}
 LOGICAL = {"and": "({a} && {b})", "or": "({a} || {b})", "xor": "({a} != {b})"}
 COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
 
@@ -197,6 +207,10 @@ _I32_UN = {
 _U32_UN = {
     "sigmoid": "0u", "neg": "(0u - {a})", "abs": "{a}", "sign": "select(0u, 1u, {a} != 0u)", "floor": "{a}",
     "ceil": "{a}",
+    "fix": "{a}", "round": "{a}", "isnan": "false", "isinf": "false", "isfinite": "true",
+}
+_I64_UN = {
+    "neg": "u64_neg({a})", "abs": "i64_abs({a})", "sign": "i64_sign({a})", "floor": "{a}", "ceil": "{a}",
     "fix": "{a}", "round": "{a}", "isnan": "false", "isinf": "false", "isfinite": "true",
 }
 _BOOL_UN = {
@@ -230,7 +244,7 @@ def unary_expr(op, ctype):
         if op in _F64_EXACT:
             return _F64_EXACT[op], ("bool" if op.startswith("is") else "f64")
         return "f64_from_f32(" + _F32_UN[op].format(a="f64_to_f32({a})") + ")", "f64"
-    table = {"i32": _I32_UN, "u32": _U32_UN, "bool": _BOOL_UN}[ctype]
+    table = {"i32": _I32_UN, "u32": _U32_UN, "bool": _BOOL_UN, "i64": _I64_UN}[ctype]
     if op not in table:
         raise TypeError(f"webgpu backend: unary op {op!r} has no {ctype} loop")
     return table[op], ("bool" if op.startswith("is") else ctype)

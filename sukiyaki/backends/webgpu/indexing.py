@@ -56,17 +56,18 @@ def index_copy(be, dst, src, it_shape, src_tables, dst_tables, last_wins=False):
     if n == 0:
         return
     nd = len(it_shape)
-    host, device_parts, segs = [], [], []
+    parts, device_parts, segs, size = [], [], [], 0
     for tables in (src_tables, dst_tables):
         for d, tab in enumerate(tables):
-            segs.append(len(host))
+            segs.append(size)
             if isinstance(tab, tuple):
                 idx, stride = tab
-                device_parts.append((len(host), idx, stride))
-                host.extend([0] * it_shape[d])
-            else:
-                host.extend(int(v) for v in tab)
-    table = np.array(host, dtype=np.int64).astype(np.int32)
+                device_parts.append((size, idx, stride))
+                tab = np.zeros(it_shape[d], np.int64)
+            tab = np.asarray(tab, dtype=np.int64).reshape(-1)
+            parts.append(tab)
+            size += tab.size
+    table = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
     tbuf = be.device.upload(table.tobytes() if table.size else b"\0\0\0\0")
     trange = (tbuf, 0, max(4, table.nbytes))
     for seg, idx, stride in device_parts:
@@ -99,15 +100,16 @@ LIBS = ("f64", "common", "math")
 def _axis_table(key, n, stride):
     """(count, table) of one key (slice or index array) on an axis of n with element stride."""
     if isinstance(key, slice):
-        r = range(*key.indices(n))
-        return len(r), [i * stride for i in r]
+        start, stop, step = key.indices(n)
+        r = np.arange(start, stop, step, dtype=np.int64)
+        return r.size, r * stride
     if not isinstance(key, GPUArray):
         raise TypeError(f"webgpu: an index key must be a slice or a webgpu array, got {type(key).__name__}")
     return key.size, (key, stride)
 
 
 def _dense(shape):
-    return [[j * s for j in range(n)] for n, s in zip(shape, _fstrides(shape))]
+    return [np.arange(n, dtype=np.int64) * s for n, s in zip(shape, _fstrides(shape))]
 
 
 def gather(be, x, keys):
@@ -136,9 +138,9 @@ def _values_tables(values, counts):
     tables = []
     for d in range(nd):
         if vshape[d] == counts[d]:
-            tables.append([j * st[d] for j in range(counts[d])])
+            tables.append(np.arange(counts[d], dtype=np.int64) * st[d])
         elif vshape[d] == 1:
-            tables.append([0] * counts[d])
+            tables.append(np.zeros(counts[d], np.int64))
         else:
             raise ValueError(f"webgpu: values {tuple(values.shape)} do not broadcast to the selection {tuple(counts)}")
     return tables
@@ -168,14 +170,14 @@ def scatter(be, x, keys, values):
 def take_linear(be, x, idx):
     out = be._new(idx.shape, x.dtype)
     flat = be.reshape(x, (x.size,))
-    index_copy(be, out, flat, (idx.size,), [(idx, 1)], [list(range(idx.size))])
+    index_copy(be, out, flat, (idx.size,), [(idx, 1)], [np.arange(idx.size)])
     return out
 
 
 def put_linear(be, x, idx, values):
     values = _as_array(be, values, x.dtype)
     flat = be.reshape(x, (x.size,))
-    vt = [0] * idx.size if values.size == 1 else list(range(idx.size))
+    vt = np.zeros(idx.size, np.int64) if values.size == 1 else np.arange(idx.size)
     if values.size not in (1, idx.size):
         raise ValueError(f"put_linear: {values.size} values for {idx.size} indices")
     index_copy(be, flat, be.reshape(values, (values.size,)), (idx.size,), [vt], [(idx, 1)], last_wins=True)

@@ -18,12 +18,21 @@ The interface (:class:`Device`):
   together at the next read, destroy or ``flush()`` (or every ``SUBMIT_EVERY`` commands):
   every write of this backend goes to a fresh buffer (``upload``), never through
   ``queue.writeBuffer`` into a live one, so deferring the submit cannot reorder anything.
+
+The adapter is wgpu's default (high-performance) one, but not its OpenGL fallback unless
+``SUKIYAKI_WEBGPU_ALLOW_GL=1``; the device is made with the adapter's own buffer limits (Mesa's
+lavapipe: 2 GiB buffers, 128 MiB bindings). Without ``XDG_RUNTIME_DIR`` (Mesa warns), a
+private 0700 folder is set for it.
 """
 
 import os
 
 #: Commands recorded before the encoder is submitted even without a read.
 SUBMIT_EVERY = 256
+
+
+_NO_ADAPTER = ("it needs a Vulkan, Metal or D3D12 device (on Linux without a GPU, Mesa's lavapipe gives one: "
+               "apt-get install mesa-vulkan-drivers libvulkan1)")
 
 
 class ShaderError(RuntimeError):
@@ -59,9 +68,18 @@ class Device:
     def __init__(self, power_preference="high-performance"):
         wgpu = self._wgpu = _import_wgpu()
         adapter = wgpu.gpu.request_adapter_sync(power_preference=power_preference)
+        if adapter is not None and str(adapter.info.get("backend_type", "")).lower() == "opengl":
+            # wgpu's OpenGL backend is a downlevel fallback (its shaders compile ~30x slower here):
+            # take another adapter, and OpenGL only when asked to
+            others = [a for a in wgpu.gpu.enumerate_adapters_sync()
+                      if str(a.info.get("backend_type", "")).lower() != "opengl"]
+            if others:
+                adapter = others[0]
+            elif os.environ.get("SUKIYAKI_WEBGPU_ALLOW_GL") != "1":
+                raise LookupError("wgpu found only an OpenGL adapter (set SUKIYAKI_WEBGPU_ALLOW_GL=1 to use it); "
+                                  + _NO_ADAPTER)
         if adapter is None:
-            raise LookupError("wgpu found no WebGPU adapter (no Vulkan, Metal or D3D12 device; on Linux without "
-                              "a GPU, Mesa's lavapipe gives one: apt-get install mesa-vulkan-drivers libvulkan1)")
+            raise LookupError("wgpu found no WebGPU adapter; " + _NO_ADAPTER)
         want = {}
         for name in ("max-buffer-size", "max-storage-buffer-binding-size", "max-storage-buffers-per-shader-stage",
                      "max-compute-workgroup-storage-size", "max-compute-invocations-per-workgroup",

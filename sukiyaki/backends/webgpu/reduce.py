@@ -21,8 +21,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let base = (t % pre) + pre * n * (t / pre);
 """
 
-_ZERO = {"f32": "0.0f", "f64": "vec2<u32>(0u, 0u)", "i32": "0", "u32": "0u", "bool": "false"}
-_ONE = {"f32": "1.0f", "f64": "F64_ONE", "i32": "1", "u32": "1u", "bool": "true"}
+_ZERO = {"f32": "0.0f", "f64": "vec2<u32>(0u, 0u)", "i32": "0", "u32": "0u", "bool": "false", "i64": "vec2<u32>(0u, 0u)"}
+_ONE = {"f32": "1.0f", "f64": "F64_ONE", "i32": "1", "u32": "1u", "bool": "true", "i64": "vec2<u32>(1u, 0u)"}
 _NAN = {"f32": "sk_isnan({})", "f64": "f64_is_nan({})"}
 
 

@@ -85,3 +85,69 @@ fn f64_wrap64(a: vec2<u32>) -> vec2<u32> {
     if (f64_is_nan(a) || f64_is_inf(a)) { return vec2<u32>(0u, 0u); }
     return f64_to_i64(f64_fmod(f64_trunc(a), vec2<u32>(0u, 0x43F00000u)));
 }
+
+// ---- int64 as two's complement word pairs (numpy's wrapping integer arithmetic) ----
+fn i64_mul(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let lo = mul32_wide(a.x, b.x);
+    return vec2<u32>(lo.x, lo.y + a.x * b.y + a.y * b.x);
+}
+
+fn i64_lt(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return u64_lt(vec2<u32>(a.x, a.y ^ 0x80000000u), vec2<u32>(b.x, b.y ^ 0x80000000u));
+}
+
+fn i64_eq(a: vec2<u32>, b: vec2<u32>) -> bool { return a.x == b.x && a.y == b.y; }
+fn i64_is_neg(a: vec2<u32>) -> bool { return (a.y >> 31u) != 0u; }
+fn i64_max(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> { return select(a, b, i64_lt(a, b)); }
+fn i64_min(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> { return select(a, b, i64_lt(b, a)); }
+fn i64_abs(a: vec2<u32>) -> vec2<u32> { return select(a, u64_neg(a), i64_is_neg(a)); }
+
+fn i64_sign(a: vec2<u32>) -> vec2<u32> {
+    if (u64_is0(a)) { return a; }
+    return select(vec2<u32>(1u, 0u), vec2<u32>(0xFFFFFFFFu, 0xFFFFFFFFu), i64_is_neg(a));
+}
+
+fn i64_pow(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    if (i64_is_neg(b)) {
+        if (i64_eq(a, vec2<u32>(1u, 0u))) { return a; }
+        if (i64_eq(a, vec2<u32>(0xFFFFFFFFu, 0xFFFFFFFFu))) { return select(vec2<u32>(1u, 0u), a, (b.x & 1u) != 0u); }
+        return vec2<u32>(0u, 0u);
+    }
+    var r = vec2<u32>(1u, 0u);
+    var x = a;
+    var e = b;
+    loop {
+        if (u64_is0(e)) { break; }
+        if ((e.x & 1u) != 0u) { r = i64_mul(r, x); }
+        x = i64_mul(x, x);
+        e = u64_shr(e, 1u);
+    }
+    return r;
+}
+
+// |a| mod |b| of unsigned 64-bit integers (b != 0), by restoring division
+fn u64_rem(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    var r = vec2<u32>(0u, 0u);
+    for (var i = 0u; i < 64u; i = i + 1u) {
+        let carry = r.y >> 31u;
+        r = u64_shl(r, 1u);
+        r.x = r.x | (u64_shr(a, 63u - i).x & 1u);
+        if (carry != 0u || !u64_lt(r, b)) { r = u64_sub(r, b); }
+    }
+    return r;
+}
+
+// C remainder of int64 (numpy fmod: the sign of a; fmod(a, 0) = 0), exact
+fn i64_rem(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    if (u64_is0(b)) { return b; }
+    let r = u64_rem(i64_abs(a), i64_abs(b));
+    return select(r, u64_neg(r), i64_is_neg(a));
+}
+
+// MATLAB mod of int64: the sign of b, mod(a, 0) = a, exact
+fn i64_mod(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    if (u64_is0(b)) { return a; }
+    let r = i64_rem(a, b);
+    if (!u64_is0(r) && i64_is_neg(r) != i64_is_neg(b)) { return u64_add(r, b); }
+    return r;
+}
