@@ -300,8 +300,10 @@ def build_parser():
     _add_train(sub)
     _add_test(sub)
     from sukiyaki.distributed.cli import add_commands
+    from sukiyaki.web.cli import add_commands as add_web_commands
 
     add_commands(sub)
+    add_web_commands(sub)
     return p
 
 

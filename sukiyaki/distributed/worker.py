@@ -9,6 +9,10 @@ draw from Philox keyed by (seed, layer) and counted by (iteration, sample), so w
 computes for a sample does not depend on which worker it is. It answers pings while it
 computes (the work runs in a thread), and reconnects by itself when the connection drops.
 
+The connection is a transport (:mod:`sukiyaki.distributed.transport`): aiohttp here, the
+browser's WebSocket in a tab (``sukiyaki.web.jstransport``), where this same loop runs in
+Pyodide with the computation inline (no threads). Nothing else differs.
+
 Example:
     >>> asyncio.run(Worker("http://127.0.0.1:8765", token="t").run())   # doctest: +SKIP
 """
@@ -24,6 +28,7 @@ import numpy as np
 from sukiyaki.distributed import codec as C
 from sukiyaki.distributed import protocol as P
 from sukiyaki.distributed.coordinator.state import STATE_PREFIX
+from sukiyaki.distributed.transport import AiohttpTransport
 
 log = logging.getLogger("sukiyaki.worker")
 
@@ -47,10 +52,15 @@ class Worker:
             receives (experiments; None: the real network).
         cafile: a PEM file of the certificate(s) to trust for an https coordinator whose
             certificate no system authority signed (e.g. self-signed); None: the system's.
+        transport: how to reach the coordinator (default: :class:`AiohttpTransport`).
+        device: what the dashboard shows as the device (default: from the backend).
+        on_status: a function ``(event, **info)`` told of ``connecting``, ``joined`` (worker),
+            ``task`` (task, iteration, samples, seconds, tasks), ``lost`` (reason, retry_s);
+            default: nothing (the log says it).
     """
 
     def __init__(self, url, token, backend="numpy", name=None, max_batch=256, reconnect=True, max_tasks=None,
-                 link=None, cafile=None):
+                 link=None, cafile=None, transport=None, device=None, on_status=None):
         self.url = url.rstrip("/")
         self.token = token
         self.backend = backend
@@ -76,44 +86,56 @@ class Worker:
             import ssl
 
             self.ssl = ssl.create_default_context(cafile=cafile)
+        self.transport = transport if transport is not None else AiohttpTransport(ssl=self.ssl)
+        self.device = device
+        self.on_status = on_status
+
+    def _status(self, event, **info):
+        if self.on_status is not None:
+            self.on_status(event, **info)
+
+    async def _offload(self, fn, *args):
+        """fn(*args) in a thread where the transport allows it (pings answered meanwhile), else inline."""
+        if self.transport.threads:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
 
     # ------------------------------------------------------------------ connection
     async def run(self):
         """Join and work until stopped (or refused); returns the number of tasks done."""
-        import aiohttp
-
         delay = 0.5
-        async with aiohttp.ClientSession() as session:
+        lost = self.transport.errors + (ConnectionError, asyncio.TimeoutError, OSError)
+        async with self.transport.session() as session:
             self._session = session
             while True:
+                reason = "the coordinator closed the connection"
                 try:
+                    self._status("connecting", url=self.url)
                     await self._session_loop(session)
                     delay = 0.5
                 except FatalError:
                     raise
-                except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError, OSError) as exc:
-                    log.info(f"connection to {self.url} lost: {exc}")
+                except lost as exc:
+                    reason = str(exc) or type(exc).__name__
+                    log.info(f"connection to {self.url} lost: {reason}")
                 if not self.reconnect or (self.max_tasks is not None and self.tasks_done >= self.max_tasks):
                     return self.tasks_done
+                self._status("lost", reason=reason, retry_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     async def _session_loop(self, session):
         ws_url = self.url.replace("http://", "ws://").replace("https://", "wss://") + "/ws"
-        async with session.ws_connect(ws_url, max_msg_size=0, heartbeat=None, ssl=self.ssl) as ws:
+        async with self.transport.connect(session, ws_url) as ws:
             self._ws = ws
             await self.send(P.HELLO, {"token": self.token, "version": P.VERSION, "name": self.name,
                                       "backend": self.backend, "device": self._device(), "codecs": list(C.CODECS),
                                       "max_batch": self.max_batch})
-            import aiohttp
-
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.BINARY:
-                    continue
+            async for data in self.transport.messages(ws):
                 if self.link is not None:
-                    await self.link.pace(len(msg.data))
+                    await self.link.pace(len(data))
                 try:
-                    frame = P.decode_frame(msg.data)
+                    frame = P.decode_frame(data)
                 except P.ProtocolError as exc:
                     log.warning(f"bad frame from the coordinator: {exc}")
                     continue
@@ -132,6 +154,8 @@ class Worker:
         await self._ws.send_bytes(data)
 
     def _device(self):
+        if self.device:
+            return self.device
         if self.backend == "numpy":
             return f"cpu ({platform.machine()})"
         return self.backend
@@ -151,7 +175,7 @@ class Worker:
             if path not in self._data:
                 self._data[path] = await self._fetch_npz(path)
             sources[layer] = self._data[path]
-        self.net = await asyncio.to_thread(Net, f["netdef"], device=self.backend, data_sources=sources)
+        self.net = await self._offload(lambda: Net(f["netdef"], device=self.backend, data_sources=sources))
         expected = [(e["name"], tuple(e["shape"])) for e in f["layout"]]
         mine = [(n, self.net.store.entries[n].shape) for n in self.net.store.names("trained")]
         if expected != mine:
@@ -160,11 +184,10 @@ class Worker:
         self.feedback.reset()
         self._inner = None
         log.info(f"joined as worker {f['worker']}: {len(self.net.layers)} layers on {self.backend}")
+        self._status("joined", worker=f["worker"], layers=len(self.net.layers))
 
     async def _fetch_npz(self, path):
-        async with self._session.get(self.url + path, ssl=self.ssl) as resp:
-            resp.raise_for_status()
-            body = await resp.read()
+        body = await self.transport.fetch(self._session, self.url + path)
         with np.load(io.BytesIO(body), allow_pickle=False) as z:
             return z["images"], z["labels"]
 
@@ -172,7 +195,7 @@ class Worker:
         if self.net is None:
             return
         arrays = {n[len(STATE_PREFIX):] if n.startswith(STATE_PREFIX) else n: a for n, a in frame.tensors.items()}
-        await asyncio.to_thread(self.net.store.load_arrays, arrays)
+        await self._offload(self.net.store.load_arrays, arrays)
         # every task of the round starts from these running statistics (not from the last task's)
         self._round_states = {n[len(STATE_PREFIX):]: a for n, a in frame.tensors.items() if n.startswith(STATE_PREFIX)}
         self.params_version = frame.fields["version"]
@@ -205,8 +228,8 @@ class Worker:
         t0 = time.perf_counter()
         compute = self._local_steps if f.get("local_steps", 1) > 1 else self._compute
         if self._round_states:
-            await asyncio.to_thread(self.net.store.load_arrays, self._round_states)
-        grads, loss = await asyncio.to_thread(compute, ids.reshape(-1).astype(np.int64), f)
+            await self._offload(self.net.store.load_arrays, self._round_states)
+        grads, loss = await self._offload(compute, ids.reshape(-1).astype(np.int64), f)
         seconds = time.perf_counter() - t0
         up = self.settings["codec_up"]
         finite = np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())
@@ -224,6 +247,8 @@ class Worker:
                                    "loss": float(loss) if np.isfinite(loss) else 0.0, "seconds": float(seconds),
                                    "nonfinite": not finite}, tensors)
         self.tasks_done += 1
+        self._status("task", task=f["task"], iteration=f["iteration"], samples=int(ids.size), seconds=seconds,
+                     tasks=self.tasks_done)
         if self.max_tasks is not None and self.tasks_done >= self.max_tasks:
             await self.send(P.BYE, {"reason": f"done {self.tasks_done} tasks"})
             self.reconnect = False

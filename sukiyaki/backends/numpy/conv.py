@@ -18,6 +18,7 @@ from collections import namedtuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from sukiyaki.backends.numpy import blas
 from sukiyaki.backends.numpy.threads import parallel_for
 
 _F32 = np.float32
@@ -188,7 +189,7 @@ def _cl_backward(X, W, dY, g, need_dx, need_dw, cache):
         parallel_for(gather_dy, n, n * P * O)
         if need_dw:
             cols = cached_cols if cached_cols is not None else _cl_lower(Xc[lo:hi], ka, kb, sa, sb, oa, ob)
-            dWcl += cols.T @ dYc  # one BLAS call
+            dWcl += cols.T @ (np.asfortranarray(dYc) if blas.COPY_FOR_LOOPS else dYc)  # one BLAS call
         if need_dx:
             def col2im(a, z, lo=lo, dYc=dYc):
                 # one product per kernel offset, added at once while it is in cache

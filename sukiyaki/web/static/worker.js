@@ -1,0 +1,172 @@
+// The sukiyaki runtime's Web Worker: Pyodide, numpy and the sukiyaki wheel live here, never on
+// the page's main thread. The page talks to it with postMessage only:
+//   page -> worker: {cmd: "boot", config}, {cmd: "train", options}, {cmd: "stop"},
+//                   {cmd: "gradients", id, ids, seed}, {cmd: "join", url, token, name}
+//   worker -> page: {type: "status", stage, text}, {type: "boot", stage, seconds},
+//                   {type: "ready", times}, {type: "backend", backend, why},
+//                   {type: "error", stage, message, detail}, {type: "reply", id, result | error},
+//                   and what sukiyaki.web.runtime posts (progress, validation, stopped, worker).
+"use strict";
+
+let pyodide = null;
+let runtime = null;
+let session = null;   // the Python TrainSession while training
+let job = null;       // the Python task (training or the distributed worker) while one runs
+
+const post = (msg) => self.postMessage(msg);
+
+function fail(stage, err) {
+  const text = (err && err.message) ? err.message : String(err);
+  // a Python traceback: its last line says what happened; the whole text goes along as detail
+  const lines = text.trim().split("\n");
+  post({type: "error", stage, message: lines[lines.length - 1], detail: lines.length > 1 ? text : ""});
+}
+
+async function timed(stage, text, fn) {
+  post({type: "status", stage, text});
+  const t0 = performance.now();
+  try {
+    await fn();
+  } catch (err) {
+    err.stage = err.stage || stage;
+    throw err;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  post({type: "boot", stage, seconds});
+  return seconds;
+}
+
+async function boot(config) {
+  const base = config.pyodide.endsWith("/") ? config.pyodide : config.pyodide + "/";
+  const times = {};
+  times.pyodide = await timed("pyodide", `loading Pyodide from ${base}`, async () => {
+    try {
+      importScripts(base + "pyodide.js");
+    } catch (err) {
+      throw new Error(`Pyodide could not be loaded from ${base}pyodide.js (${err.message || err}): ` +
+                      "is the address reachable from this browser?");
+    }
+    try {
+      pyodide = await loadPyodide({indexURL: base});
+    } catch (err) {
+      throw new Error(`Pyodide could not start from ${base} (${err.message || err})`);
+    }
+  });
+  times.numpy = await timed("numpy", "loading numpy", async () => {
+    await pyodide.loadPackage("numpy", {messageCallback: () => {}, errorCallback: (m) => console.warn(m)});
+    try {
+      pyodide.runPython("import numpy");
+    } catch (err) {
+      throw new Error(`numpy could not be loaded from ${base} (${err.message.trim().split("\n").pop()})`);
+    }
+  });
+  times.wheel = await timed("wheel", `installing ${config.wheel_name}`, async () => {
+    let data;
+    try {
+      const resp = await fetch(config.wheel);
+      if (!resp.ok) throw new Error(`HTTP ${resp.status} ${resp.statusText}`.trim());
+      data = new Uint8Array(await resp.arrayBuffer());
+    } catch (err) {
+      throw new Error(`the sukiyaki wheel could not be downloaded from ${config.wheel} (${err.message || err})`);
+    }
+    await pyodide.loadPackage("micropip", {messageCallback: () => {}, errorCallback: (m) => console.warn(m)});
+    const path = `/tmp/${config.wheel_name}`;  // micropip installs it from Pyodide's file system
+    pyodide.FS.writeFile(path, data);
+    const micropip = pyodide.pyimport("micropip");
+    try {
+      await micropip.install.callKwargs(`emfs:${path}`, {deps: false});
+    } catch (err) {
+      throw new Error(`the sukiyaki wheel could not be installed (${err.message.trim().split("\n").pop()})`);
+    } finally {
+      micropip.destroy();
+    }
+    runtime = pyodide.pyimport("sukiyaki.web.runtime");
+  });
+  const hasGPU = typeof navigator !== "undefined" && !!navigator.gpu;
+  const choice = runtime.choose_backend(hasGPU).toJs();
+  post({type: "backend", backend: choice[0], why: choice[1]});
+  post({type: "ready", times});
+}
+
+async function train(options) {
+  if (job) throw new Error("training already runs");
+  session = runtime.TrainSession(runtime.js_poster(post), options.net || "lenet", options.batch_size || 64,
+                                 options.seed || 0, options.val_every ?? 100, options.iterations ?? null);
+  job = session.run();
+  try {
+    await job;
+  } finally {
+    job.destroy();
+    session.destroy();
+    job = null;
+    session = null;
+  }
+}
+
+async function join(msg) {
+  if (job) throw new Error("the worker already runs");
+  const asyncio = pyodide.pyimport("asyncio");
+  job = asyncio.ensure_future(runtime.run_worker(runtime.js_poster(post), msg.url, msg.token, msg.name || "browser",
+                                                 msg.device || "browser", msg.max_batch || 64));
+  asyncio.destroy();
+  try {
+    await job;
+  } finally {
+    job.destroy();
+    job = null;
+  }
+}
+
+function reply(id, fn) {
+  try {
+    const result = fn();
+    post({type: "reply", id, result});
+  } catch (err) {
+    post({type: "reply", id, error: String(err.message || err)});
+  }
+}
+
+self.onmessage = async (event) => {
+  const msg = event.data;
+  switch (msg.cmd) {
+    case "boot":
+      try {
+        await boot(msg.config);
+      } catch (err) {
+        fail(err.stage || "boot", err);
+      }
+      break;
+    case "train":
+      try {
+        await train(msg.options || {});
+      } catch (err) {
+        fail("training", err);
+      }
+      break;
+    case "stop":
+      if (session) session.stop();
+      else if (job) job.cancel();
+      break;
+    case "join":
+      try {
+        await join(msg);
+      } catch (err) {
+        // a cancelled worker (the page's Stop) ends with CancelledError: not an error to show
+        if (!String(err.message || err).includes("CancelledError")) fail("worker", err);
+        post({type: "worker", event: "left"});
+      }
+      break;
+    case "gradients":
+      reply(msg.id, () => {
+        const out = runtime.gradients(msg.ids, msg.net || "lenet", msg.seed || 0);
+        const js = out.toJs({dict_converter: Object.fromEntries});
+        out.destroy();
+        return js;
+      });
+      break;
+    default:
+      post({type: "error", stage: "worker", message: `unknown command ${JSON.stringify(msg.cmd)}`, detail: ""});
+  }
+};
+
+self.onunhandledrejection = (event) => fail("worker", event.reason);
