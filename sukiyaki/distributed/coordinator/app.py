@@ -8,6 +8,8 @@ Routes:
     GET  /data/{layer}.npz    a data layer's images and labels (the paper's "tiny server")
     POST /api/admin/{action}  pause, resume, stop, save: needs ``Authorization: Bearer <admin token>``
     GET  /ws                  the workers' WebSocket (frames of sukiyaki.distributed.protocol)
+    GET  /worker              the browser worker: the runtime page (sukiyaki.web) in worker mode,
+                              with its scripts, the wheel and, when given a folder, /pyodide/
 
 Everything that changes the run happens on the event loop, through the state's event
 methods; the state does no I/O, this module does nothing else. A worker must send HELLO
@@ -47,6 +49,22 @@ SILENCE_LIMIT = 15.0
 RATE_LIMIT = 200.0
 
 
+#: Frames over this many bytes are encoded and decoded in a thread, off the event loop.
+OFF_LOOP_BYTES = 1 << 20
+
+
+async def _off_loop(fn, nbytes, *args, **kwargs):
+    """fn(*args, **kwargs), in a thread when nbytes is large (big frames), else right here."""
+    if nbytes > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
+def _size(tensors):
+    """Bytes of a message's tensors, roughly (what decides whether encoding leaves the loop)."""
+    return sum(len(t[1].data) if isinstance(t[1], P.Encoded) else getattr(t[1], "nbytes", 0) for t in tensors)
+
+
 class Connection:
     """One worker's WebSocket, its sequence counter and its rate bucket."""
 
@@ -57,6 +75,7 @@ class Connection:
         self.tokens = 2 * RATE_LIMIT
         self.stamp = time.monotonic()
         self.errors = 0
+        self.sending = asyncio.Lock()  # one frame at a time, in order (encoding may run in a thread)
 
     def allow(self):
         """Take a token of the rate bucket (False when empty)."""
@@ -78,9 +97,16 @@ class CoordinatorServer:
         admin_token: what admin requests must present.
         checkpoint: path of the coordinator's checkpoint (None: none), written every
             ``checkpoint_every`` iterations and when asked.
+        pyodide: where the browser worker page (/worker) loads Pyodide: None (the official
+            CDN), an http(s) URL, or a local folder served under /pyodide/ (see
+            :func:`sukiyaki.web.server.pyodide_source`; ValueError when it is not one).
     """
 
-    def __init__(self, state, join_token, admin_token, checkpoint=None, checkpoint_every=100, link=None):
+    def __init__(self, state, join_token, admin_token, checkpoint=None, checkpoint_every=100, link=None,
+                 pyodide=None):
+        from sukiyaki.web.server import pyodide_source
+
+        self.pyodide = pyodide_source(pyodide)
         self.state = state
         self.link = link  # a Throttle of the coordinator's own link (experiments; None: the real network)
         self.join_token = join_token
@@ -114,8 +140,12 @@ class CoordinatorServer:
         conn = self.connections.get(wid)
         if conn is None or conn.ws.closed:
             return
-        conn.seq += 1
-        data = P.encode_frame(kind, fields, tensors, seq=conn.seq)
+        async with conn.sending:
+            conn.seq += 1
+            data = await _off_loop(P.encode_frame, _size(tensors), kind, fields, tensors, seq=conn.seq)
+            await self._send_bytes(wid, conn, data)
+
+    async def _send_bytes(self, wid, conn, data):
         self.bytes_out += len(data)
         w = self.state.workers.get(wid)
         if w is not None:
@@ -200,6 +230,7 @@ class CoordinatorServer:
             await self._bad(wid, f"a {msg.type.name} message where a binary frame belongs")
             return
         self.bytes_in += len(msg.data)
+        self.state.seen(wid, now)  # it arrived: the worker lives (however long decoding then takes)
         w = self.state.workers.get(wid)
         if w is not None:
             w.bytes_in += len(msg.data)
@@ -208,15 +239,14 @@ class CoordinatorServer:
         if not conn.allow():
             await self._bad(wid, f"over the rate limit of {RATE_LIMIT:.0f} messages/s: dropped")
             return
-        try:
-            frame = P.decode_frame(msg.data, max_bytes=self.max_frame)
+        try:  # a large frame decodes in a thread: the loop goes on answering the others meanwhile
+            frame = await _off_loop(P.decode_frame, len(msg.data), msg.data, max_bytes=self.max_frame)
         except P.ProtocolError as exc:
             await self._bad(wid, f"bad frame: {exc}")
             return
         if frame.kind not in P.TO_COORDINATOR or frame.kind == P.HELLO:
             await self._bad(wid, f"{frame.kind} is not a message a joined worker sends")
             return
-        self.state.seen(wid, now)
         await HANDLERS[frame.kind](self, wid, frame, now)
 
     async def _bad(self, wid, reason):
@@ -373,6 +403,8 @@ P.check_handlers(HANDLERS, P.TO_COORDINATOR, "coordinator")
 
 def make_app(server):
     """The aiohttp application of a CoordinatorServer."""
+    from sukiyaki.web.server import add_runtime_routes
+
     app = web.Application(client_max_size=1 << 20)
     app.router.add_get("/", server.dashboard)
     app.router.add_get("/api/metrics", server.metrics)
@@ -381,6 +413,7 @@ def make_app(server):
     app.router.add_get("/data/{layer}.npz", server.data)
     app.router.add_post("/api/admin/{action}", server.admin)
     app.router.add_get("/ws", server.websocket)
+    add_runtime_routes(app, "worker", server.pyodide, page="/worker")
 
     async def start(app):
         server._tasks.append(asyncio.get_running_loop().create_task(server.housekeeping()))

@@ -82,5 +82,6 @@ def restore_checkpoint(state, path):
     state.history = [tuple(x) for x in info.get("loss", [])]
     state.samples_total = int(info.get("samples", 0))
     state.round = None
+    state.weights_changed()
     state.outer_velocity = None if velocity is None else np.array(velocity, dtype=np.float32).reshape(-1)
     return state.iteration

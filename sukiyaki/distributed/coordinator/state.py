@@ -38,6 +38,16 @@ NONFINITE = " (non-finite)"
 STATE_PREFIX = "state:"
 
 
+def _sum_of_squares(a, chunk=1 << 20):
+    """sum(a**2) in float64, a piece at a time (no float64 copy of a whole tensor)."""
+    flat = a.reshape(-1, order="A")  # a view of a C- or F-ordered array
+    total = 0.0
+    for lo in range(0, flat.size, chunk):
+        piece = flat[lo:lo + chunk].astype(np.float64)
+        total += float(np.dot(piece, piece))
+    return total
+
+
 @dataclass
 class Settings:
     """A distributed run's settings (all JSON-able; they go to every worker).
@@ -218,7 +228,7 @@ class CoordinatorState:
         self.history = []  # (iteration, mean loss)
         self.validations = []  # (iteration, {metric: value})
         self.accepted_norms = deque(maxlen=101)
-        self.broadcast = None  # B_t for lossy weight codecs (see params_message)
+        self.broadcast = None  # the PARAMS tensors of broadcast_version (see _params_tensors)
         self.outer_velocity = None  # the outer momentum of the local-steps mode
         self.diverged = None  # why the run stopped, when it diverged
         self.broadcast_version = -1
@@ -326,30 +336,32 @@ class CoordinatorState:
         return actions
 
     def params_message(self, w):
-        """The weights for a worker: W itself (raw codec), else the shared broadcast copy B_t."""
-        if self.settings.codec_down == "raw":
-            arrays = self.net.store.arrays(names=self.names)
-        else:
-            arrays = self._broadcast_arrays()
-        states = self.net.store.arrays(names=self.state_names)
+        """The weights for a worker (see :meth:`_params_tensors`)."""
         return Send(w.id, P.PARAMS, {"version": self.iteration, "codec": self.settings.codec_down},
-                    [(n, arrays[n], self.settings.codec_down) for n in self.names]
-                    + [(STATE_PREFIX + n, states[n], "raw") for n in self.state_names])
+                    self._params_tensors())
 
-    def _broadcast_arrays(self):
-        """B_t = what the lossy codec carries of W_t, computed once per version and shared.
+    def _params_tensors(self):
+        """The PARAMS tensors of this version, made once and shared by every worker's message.
 
-        Every worker decodes the same bytes, so every worker holds the same B_t; the
-        coordinator sends B_t itself (encoded), so no worker's copy drifts.
+        Raw: W_t itself. A lossy codec: its bytes of W_t, encoded once; every worker decodes the
+        same bytes, so every worker holds the same copy B_t and no copy drifts.
         """
         if self.broadcast_version != self.iteration:
             from sukiyaki.distributed import codec
 
-            w = self.net.store.arrays(names=self.names)
             c = self.settings.codec_down
-            self.broadcast = {n: codec.decode(codec.encode(w[n], c), c, self.shapes[n]) for n in self.names}
+            w = self.net.store.arrays(names=self.names + self.state_names)
+            if c == "raw":
+                tensors = [(n, w[n], c) for n in self.names]
+            else:
+                tensors = [(n, P.Encoded(codec.encode(w[n], c), self.shapes[n]), c) for n in self.names]
+            self.broadcast = tensors + [(STATE_PREFIX + n, w[n], "raw") for n in self.state_names]
             self.broadcast_version = self.iteration
         return self.broadcast
+
+    def weights_changed(self):
+        """Say that W changed outside a round (a restored checkpoint): PARAMS are made afresh."""
+        self.broadcast_version = -1
 
     def _cancel(self, task_id, why):
         task = self.tasks.pop(task_id, None)
@@ -431,9 +443,14 @@ class CoordinatorState:
             rnd.per_shard[task.shards[0]] = {n: frame.tensors[n] for n in self.names}
         else:  # a gradient already scaled by its share; a local-steps change weighted by its samples here
             weight = len(task.ids) / len(rnd.ids) if self.settings.local_steps > 1 else 1.0
-            for n in self.names:
-                g = frame.tensors[n].astype(np.float64) * weight
-                rnd.sum[n] = g if rnd.sum[n] is None else rnd.sum[n] + g
+            for n in self.names:  # float64 sums, added in place (no temporary the size of the network)
+                g = frame.tensors[n]
+                if rnd.sum[n] is None:
+                    rnd.sum[n] = np.zeros(g.shape, np.float64, order="F")
+                if weight == 1.0:
+                    np.add(rnd.sum[n], g, out=rnd.sum[n])
+                else:
+                    rnd.sum[n] += np.multiply(g, weight, dtype=np.float64)
         rnd.loss += f["loss"]
         rnd.done.update(task.shards)
         actions = []
@@ -495,7 +512,7 @@ class CoordinatorState:
                 return f"gradient {n!r} has shape {tuple(g.shape)} {g.dtype}, expected {self.shapes[n]} float32"
             if not np.all(np.isfinite(g)):
                 return f"gradient {n!r} holds NaN or infinite values{NONFINITE}"
-            total += float(np.dot(g.reshape(-1).astype(np.float64), g.reshape(-1).astype(np.float64)))
+            total += _sum_of_squares(g)
         if not math.isfinite(f["loss"]):
             return f"loss {f['loss']!r} is not finite"
         # a gradient's norm per sample (tasks differ in size); a local-steps change as it is
