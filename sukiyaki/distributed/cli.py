@@ -48,8 +48,11 @@ def _serve(args):
         print(f"resumed from {args.resume} at iteration {it}", flush=True)
     join = args.token or secrets.token_urlsafe(16)
     admin = args.admin_token or secrets.token_urlsafe(16)
-    server = CoordinatorServer(state, join, admin, checkpoint=args.checkpoint or args.resume,
-                               checkpoint_every=args.checkpoint_every)
+    try:
+        server = CoordinatorServer(state, join, admin, checkpoint=args.checkpoint or args.resume,
+                                   checkpoint_every=args.checkpoint_every, pyodide=args.pyodide)
+    except ValueError as exc:  # --pyodide is not a Pyodide folder
+        raise UsageError(str(exc)) from None
     ssl_context = None
     if args.tls_cert:
         import ssl
@@ -65,6 +68,7 @@ def _serve(args):
           f"{settings.iterations or 'unlimited'} iterations", flush=True)
     print(f"dashboard: {url}/", flush=True)
     print(f"workers:   sukiyaki worker {url} --token {join}", flush=True)
+    print(f"           or a browser tab: {url}/worker#token={join}", flush=True)
     print(f"admin token (pause, resume, stop, save): {admin}", flush=True)
     if not ssl_context and not _loopback(args.host):
         print("note: plain HTTP on a non-loopback address: browsers give WebGPU only to secure contexts, so a "
@@ -155,6 +159,9 @@ def add_commands(sub):
     p.add_argument("--resume", metavar="PATH", help="continue from a coordinator checkpoint")
     p.add_argument("--tls-cert", metavar="PEM")
     p.add_argument("--tls-key", metavar="PEM")
+    p.add_argument("--pyodide", metavar="URL|PATH",
+                   help="where browser workers (/worker) load Pyodide 0.27.7: an http(s) URL, or a local folder "
+                        "served under /pyodide/ (default: the official CDN)")
     p.set_defaults(func=_serve)
 
     w = sub.add_parser("worker", help="join a coordinator and compute gradients")

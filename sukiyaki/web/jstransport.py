@@ -52,6 +52,7 @@ class JsSocket:
             self._queue.put_nowait(None)
             if not opened.done():
                 opened.set_exception(JsConnectionError(f"cannot open {self.url} (WebSocket closed, code {event.code})"))
+            loop.call_soon(self._release)  # the last event: the callbacks may go
 
         try:
             self._ws = WebSocket.new(self.url)
@@ -66,13 +67,16 @@ class JsSocket:
         return self
 
     async def __aexit__(self, *exc):
-        await self.close()
+        await self.close()  # the callbacks are released by the close event (an event may still be queued)
+        return False
+
+    def _release(self):
+        """Detach and free the callbacks (after the socket's close event)."""
         for name in ("onopen", "onmessage", "onclose"):
             setattr(self._ws, name, None)
-        for proxy in self._proxies:
+        proxies, self._proxies = self._proxies, []
+        for proxy in proxies:
             proxy.destroy()
-        self._proxies = []
-        return False
 
     async def send_bytes(self, data):
         from js import Uint8Array

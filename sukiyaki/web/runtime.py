@@ -214,3 +214,20 @@ async def run_worker(post, url, token, name="browser", device="browser", max_bat
         return worker.tasks_done
     status("left", tasks=done)
     return done
+
+
+_worker_task = []  # the running worker's Task (at most one)
+
+
+def start_worker(post, url, token, name="browser", device="browser", max_batch=64):
+    """:func:`run_worker` as an asyncio Task (what the Web Worker awaits; :func:`stop_worker` cancels it)."""
+    task = asyncio.ensure_future(run_worker(post, url, token, name=name, device=device, max_batch=max_batch))
+    _worker_task[:] = [task]
+    task.add_done_callback(lambda t: _worker_task.remove(t) if t in _worker_task else None)
+    return task
+
+
+def stop_worker():
+    """Cancel the running worker (its connection closes; the coordinator hands its task to others)."""
+    for task in list(_worker_task):
+        task.cancel()

@@ -11,7 +11,7 @@
 let pyodide = null;
 let runtime = null;
 let session = null;   // the Python TrainSession while training
-let job = null;       // the Python task (training or the distributed worker) while one runs
+let busy = null;      // "training" or "worker" while one runs
 
 const post = (msg) => self.postMessage(msg);
 
@@ -89,31 +89,29 @@ async function boot(config) {
 }
 
 async function train(options) {
-  if (job) throw new Error("training already runs");
+  if (busy) throw new Error("training already runs");
+  busy = "training";
   session = runtime.TrainSession(runtime.js_poster(post), options.net || "lenet", options.batch_size || 64,
                                  options.seed || 0, options.val_every ?? 100, options.iterations ?? null);
-  job = session.run();
   try {
-    await job;
+    await session.run();  // awaiting a PyProxy releases it
   } finally {
-    job.destroy();
-    session.destroy();
-    job = null;
+    const done = session;
     session = null;
+    busy = null;
+    done.destroy();
   }
 }
 
 async function join(msg) {
-  if (job) throw new Error("the worker already runs");
-  const asyncio = pyodide.pyimport("asyncio");
-  job = asyncio.ensure_future(runtime.run_worker(runtime.js_poster(post), msg.url, msg.token, msg.name || "browser",
-                                                 msg.device || "browser", msg.max_batch || 64));
-  asyncio.destroy();
+  if (busy) throw new Error("the worker already runs");
+  busy = "worker";
   try {
-    await job;
+    // an asyncio Task (awaiting its proxy releases it; the page's Leave cancels it through runtime.stop_worker)
+    await runtime.start_worker(runtime.js_poster(post), msg.url, msg.token, msg.name || "browser",
+                               msg.device || "browser", msg.max_batch || 64);
   } finally {
-    job.destroy();
-    job = null;
+    busy = null;
   }
 }
 
@@ -145,7 +143,7 @@ self.onmessage = async (event) => {
       break;
     case "stop":
       if (session) session.stop();
-      else if (job) job.cancel();
+      else if (busy === "worker") runtime.stop_worker();
       break;
     case "join":
       try {
