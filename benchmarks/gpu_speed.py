@@ -1,30 +1,35 @@
 """Training speed on one NVIDIA GPU: our cuda backend beside PyTorch eager, same run, same GPU.
 
 LeNet on MNIST digits (batch 64) and VGG16 / ResNet-152 (224x224 crops of random 256x256
-images, batch --batch) in fp32: images per second (the median of --repeats timed runs of
---steps steps each, the GPU synchronized at both ends) and the GPU memory each framework's
-allocator holds after training (CuPy's pool total, PyTorch's reserved). PyTorch runs with
-cudnn.benchmark on and TF32 off, as our fp32 mode (NVIDIA_TF32_OVERRIDE=0).
+images, batch --batch) in each precision mode: images per second (the median of --repeats
+timed runs of --steps steps each, the GPU synchronized at both ends) and the GPU memory each
+framework's allocator holds after training (CuPy's pool total, PyTorch's reserved). Each
+(net, precision) runs in a process of its own (the precision is chosen before the CUDA
+libraries start; the allocators start empty). PyTorch runs with cudnn.benchmark on; fp32:
+TF32 off for both (NVIDIA_TF32_OVERRIDE=0); tf32: TF32 on for both.
 
 Usage (on the GPU machine, see tools/gpu_run.sh):
-    python benchmarks/gpu_speed.py --nets lenet,vgg16,resnet152 --batch 64
+    python benchmarks/gpu_speed.py --nets lenet,vgg16,resnet152 --batch 64 --precision fp32,tf32
 """
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 NETS = HERE.parent / "sukiyaki" / "nets"
+
+
+LAST_NET, LAST_OPT = [None], [None]  # the latest runner's network and optimizer (tools/cuda_profile.py)
 
 
 def ours_runner(net_name, batch):
@@ -47,6 +52,7 @@ def ours_runner(net_name, batch):
         net = Net(defs, device="cuda", data_sources={d: (images, labels) for d in data})
         n = batch
     opt = get_optimizer("momentum_sgd", lr=0.01, momentum=0.9, weight_decay=5e-4)
+    LAST_NET[0], LAST_OPT[0] = net, opt
 
     def step():
         net.zero_grads()
@@ -67,9 +73,10 @@ def torch_runner(net_name, batch):
 
     from torch_models import LeNet, resnet, vgg16
 
+    tf32 = os.environ.get("SUKIYAKI_CUDA_PRECISION", "fp32") == "tf32"
     torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     dev = torch.device("cuda")
@@ -113,25 +120,49 @@ def measure(runner, net_name, batch, steps, repeats):
     return statistics.median(rates), memory() / 2**20
 
 
+def child(net, precision, batch, steps, repeats):
+    """One (net, precision) in this process: a JSON line of both frameworks' figures."""
+    ours, ours_mem = measure(ours_runner, net, batch, steps, repeats)
+    theirs, their_mem = measure(torch_runner, net, batch, steps, repeats)
+    print(json.dumps(dict(net=net, precision=precision, batch=batch, ours=ours, torch=theirs, ours_mib=ours_mem,
+                          torch_mib=their_mem)), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nets", default="lenet,vgg16,resnet152")
     p.add_argument("--batch", type=int, default=64, help="batch of the big nets (LeNet: 64)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--precision", default="fp32", help="comma-separated precision modes: fp32, tf32")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.child:
+        batch = 64 if args.nets == "lenet" else args.batch
+        child(args.nets, args.precision, batch, args.steps * (10 if args.nets == "lenet" else 1), args.repeats)
+        return 0
     import torch
 
-    print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; fp32 (TF32 off) for both")
-    print(f"{'net':<10} {'batch':>5} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6} {'ours MiB':>9} {'torch MiB':>10}")
+    print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; PyTorch eager, cudnn.benchmark on")
+    print(f"{'net':<10} {'mode':<5} {'batch':>5} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6} "
+          f"{'ours MiB':>9} {'torch MiB':>10} {'mem ratio':>9}")
+    failed = 0
     for name in [n for n in args.nets.split(",") if n]:
-        batch = 64 if name == "lenet" else args.batch
-        steps = args.steps * (10 if name == "lenet" else 1)
-        ours, ours_mem = measure(ours_runner, name, batch, steps, args.repeats)
-        theirs, their_mem = measure(torch_runner, name, batch, steps, args.repeats)
-        print(f"{name:<10} {batch:>5} {ours:11.0f} {theirs:12.0f} {ours / theirs:6.2f} {ours_mem:9.0f} {their_mem:10.0f}",
-              flush=True)
-    return 0
+        for precision in [m for m in args.precision.split(",") if m]:
+            env = dict(os.environ, SUKIYAKI_CUDA_PRECISION=precision)
+            cmd = [sys.executable, __file__, "--child", "--nets", name, "--precision", precision, "--batch",
+                   str(args.batch), "--steps", str(args.steps), "--repeats", str(args.repeats)]
+            run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
+            if run.returncode or not lines:
+                failed += 1
+                print(f"{name:<10} {precision:<5} failed (exit {run.returncode}): {run.stderr.strip()[-2000:]}")
+                continue
+            r = json.loads(lines[-1])
+            print(f"{name:<10} {precision:<5} {r['batch']:>5} {r['ours']:11.0f} {r['torch']:12.0f} "
+                  f"{r['ours'] / r['torch']:6.2f} {r['ours_mib']:9.0f} {r['torch_mib']:10.0f} "
+                  f"{r['ours_mib'] / r['torch_mib']:9.2f}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run commands on the lent GPU machine (it reaches no registry): install the wheels carried in
-# .whl/ (fetched here by tools/fetch_gpu_wheels.sh), link the shared test data carried in
+# .whl/ (fetched here by tools/fetch_gpu_wheels.sh), unpack Vulkan's loader carried in .gl/
+# (for the webgpu backend on the GPU's own Vulkan driver), link the shared test data carried in
 # .shared/ where the tests look for it (../shared), then run the arguments as one command.
 #
 #   tools/gpu_run.sh python3 tools/cuda_check.py
@@ -14,6 +15,12 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
     export PYTHONPATH=$PWD
 fi
+if ls .gl/*.deb >/dev/null 2>&1 && ! ldconfig -p | grep -q libvulkan; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$nvidia_icd" ] && [ -z "${VK_DRIVER_FILES:-}" ] && export VK_DRIVER_FILES=$nvidia_icd
 if [ -d .shared ] && [ ! -e ../shared ]; then
     ln -s "$PWD/.shared" ../shared 2>/dev/null || echo "gpu_run: could not link ../shared; compat tests will skip"
 fi

@@ -121,6 +121,18 @@ NN_PRIMITIVES = {
                     "m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2; w -= lr_t m / (sqrt(v) + eps), in place",
 }
 
+#: Layer kernels a backend may add to ``nn`` where they pay; layers use them when present and
+#: compose the primitives above otherwise. C is the size of dim ``axis`` (0-based); per-channel
+#: arrays hold C float32 values in any shape.
+OPTIONAL_NN_PRIMITIVES = {
+    "batchnorm_stats": "(x, axis, eps, running=None) -> (mean, var, inv_std): per-channel batch statistics over "
+                       "every dim but axis (var biased; inv_std = 1 / sqrt(var + eps)), each C float32 values; "
+                       "running (mean, var, decay): r = decay r + (1 - decay) statistic in place, var unbiased",
+    "batchnorm_apply": "(x, mean, inv_std, gamma, beta, axis) -> (x - mean) * inv_std * gamma + beta, per channel",
+    "batchnorm_backward": "(dy, x, mean, inv_std, gamma, axis, batch_stats) -> (dx, dgamma, dbeta); dx through the "
+                          "batch statistics when batch_stats, else through fixed ones",
+}
+
 
 def missing_primitives(backend):
     """Names of the primitives, ops and attributes a backend object lacks (empty when complete)."""

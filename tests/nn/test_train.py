@@ -171,8 +171,27 @@ def test_diverging_training_stops_with_a_clear_error(device, test_subset):
 # ---------------------------------------------------------------- checkpoints and resume
 
 
+@pytest.fixture
+def deterministic(device):
+    """The backend in its deterministic mode for the test, where it has one (the CUDA backend
+    otherwise picks the fastest cuDNN engines, some of which sum with atomics); numpy always is."""
+    from sukiyaki.backends import get_backend
+
+    backend = get_backend(device)
+    set_mode = getattr(backend, "set_deterministic", None)
+    if set_mode is None:
+        yield
+        return
+    before = backend.deterministic
+    set_mode(True)
+    try:
+        yield
+    finally:
+        set_mode(before)
+
+
 @pytest.mark.parametrize("opt", ["momentum_sgd", "adam"])
-def test_resume_is_bitwise_exact(device, test_subset, tmp_path, opt):
+def test_resume_is_bitwise_exact(device, deterministic, test_subset, tmp_path, opt):
     def optimizer():
         return make_optimizer(opt, weight_decay=0.0005, schedule="cosine:6")
 

@@ -1,13 +1,14 @@
 """2-d convolutions through cuDNN's graph API (the ``nvidia-cudnn-frontend`` package).
 
 One cuDNN graph per (direction, spec, batch size, dtype), validated, planned and built
-the first time it is needed, then executed on CuPy arrays. Our blobs are (h, w, c, n)
+the first time it is needed, then executed on CuPy arrays. With ``autotune`` (the default)
+every engine cuDNN's heuristics offer is built and timed on the first call, and the
+fastest kept, as PyTorch's ``cudnn.benchmark``; ``deterministic`` keeps only engines that
+give the same bits on every run (no atomics), for exact resume. Our blobs are (h, w, c, n)
 column-major: cuDNN sees packed NCHW tensors whose "H" is our w and whose "W" is our h,
 so kernel, stride and padding are given w first. Every output's dims and strides are
 set explicitly (left to inference, fprop was seen to give wrong numbers).
 """
-
-import functools
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def _aligned(cp, x):
 class CudnnConv:
     """Memoized cuDNN convolution graphs on the current CuPy stream."""
 
-    def __init__(self):
+    def __init__(self, deterministic=False, autotune=True, precision="fp32"):
         try:
             import cudnn
         except ImportError as exc:
@@ -45,6 +46,9 @@ class CudnnConv:
         self.handle = cudnn.create_handle()
         self._workspace = cp.empty(1, dtype=np.uint8)
         self.fallbacks = []  # graphs built without the deterministic, full-precision filter, and why
+        self.deterministic, self.autotune, self.precision = bool(deterministic), bool(autotune), precision
+        self._graphs = {}  # (kind, spec, n) -> the built graph and its tensors
+        self.tuned = {}  # (kind, spec, n) -> (plan name, milliseconds) chosen by autotuning
 
     def _dims(self, spec, n):
         h, w, c = spec.in_shape
@@ -56,20 +60,25 @@ class CudnnConv:
         conv = dict(padding=[spec.pad[1], spec.pad[0]], stride=[spec.stride[1], spec.stride[0]], dilation=[1, 1])
         return x, wt, y, conv
 
-    @functools.lru_cache(maxsize=256)
     def _graph(self, kind, spec, n):
-        """The built graph: deterministic, full-precision engines when cuDNN has one, else any."""
-        try:
-            return self._build(kind, spec, n, strict=True)
-        except Exception as exc:  # no engine left after the filter (cuDNN's errors have several types)
-            self.fallbacks.append(f"{kind} {spec.in_shape}->{spec.out_shape} n={n}: {type(exc).__name__}: {exc}")
-            return self._build(kind, spec, n, strict=False)
+        """The built graph: engines that pass the filter (_strict_notes) when cuDNN has one, else any."""
+        key = (kind, spec, n)
+        graph = self._graphs.get(key)
+        if graph is None:
+            try:
+                graph = self._build(kind, spec, n, strict=True)
+            except Exception as exc:  # no engine left after the filter (cuDNN's errors have several types)
+                self.fallbacks.append(f"{kind} {spec.in_shape}->{spec.out_shape} n={n}: {type(exc).__name__}: {exc}")
+                graph = self._build(kind, spec, n, strict=False)
+            self._graphs[key] = graph
+        return graph
 
     def _strict_notes(self):
-        """Numerical notes we refuse in fp32: nondeterministic, reduced precision, Winograd, FFT."""
+        """Numerical notes we refuse: reduced precision in fp32, nondeterministic engines when
+        deterministic. Winograd and FFT engines stay: within float32 tolerance, as in PyTorch."""
         enum = getattr(self.cudnn, "numerical_note", None)
-        names = ("NONDETERMINISTIC", "REDUCED_PRECISION_REDUCTION", "DOWN_CONVERT_INPUTS", "FFT", "WINOGRAD",
-                 "WINOGRAD_TILE_4x4", "WINOGRAD_TILE_6x6", "WINOGRAD_TILE_13x13")
+        names = ("REDUCED_PRECISION_REDUCTION", "DOWN_CONVERT_INPUTS") if self.precision == "fp32" else ()
+        names += ("NONDETERMINISTIC",) if self.deterministic else ()
         return [getattr(enum, n) for n in names if enum is not None and hasattr(enum, n)]
 
     def _build(self, kind, spec, n, strict):
@@ -99,8 +108,48 @@ class CudnnConv:
         if strict:  # the same bits on every run (exact resume), and float32 accuracy
             g.deselect_numeric_notes(self._strict_notes())
         g.check_support()
-        g.build_plans()
+        if not self.autotune:
+            g.build_plans()
+            return g, a, b, out, max(1, int(g.get_workspace_size()))
+        g.build_plans(cudnn.build_plan_policy.ALL)
+        dims = {"fprop": (xd, wd, yd), "dgrad": (yd, wd, xd), "wgrad": (xd, yd, wd)}[kind]
+        best = self._fastest(g, (a, b, out), dims, kind, spec, n)
+        g.build_plan_at_index(best)
         return g, a, b, out, max(1, int(g.get_workspace_size()))
+
+    def _fastest(self, g, tensors, dims, kind, spec, n):
+        """Index of the fastest plan that runs (each timed on random operands: one warm-up, best of 3)."""
+        cp = self.cp
+        pack = {t: cp.random.standard_normal(int(np.prod(d)), dtype=_F32) for t, d in zip(tensors, dims)}
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        stream = cp.cuda.get_current_stream()
+        self.cudnn.set_stream(handle=self.handle, stream=stream.ptr)
+        best, best_ms, ws = None, float("inf"), None
+        for i in range(g.get_execution_plan_count()):
+            try:
+                ws = cp.empty(max(1, int(g.get_workspace_size_plan_at_index(i))), dtype=np.uint8)
+                g.execute_plan_at_index(pack, ws, index=i, handle=self.handle)
+                times = []
+                for _ in range(3):
+                    start.record(stream)
+                    g.execute_plan_at_index(pack, ws, index=i, handle=self.handle)
+                    stop.record(stream)
+                    stop.synchronize()
+                    times.append(cp.cuda.get_elapsed_time(start, stop))
+            except Exception:  # a plan that did not build or does not run here: the next one
+                continue
+            if min(times) < best_ms:
+                best, best_ms = i, min(times)
+        del pack, ws
+        cp.get_default_memory_pool().free_all_blocks()  # the trial operands and workspaces go back to the device
+        if best is None:
+            raise RuntimeError(f"cuDNN: no {kind} plan runs for {spec.in_shape}->{spec.out_shape} n={n}")
+        try:
+            name = g.get_plan_name_at_index(best)
+        except Exception:  # names are informative only
+            name = str(best)
+        self.tuned[(kind, spec, n)] = (name, best_ms)
+        return best
 
     def _run(self, kind, spec, n, first, second, out_shape):
         cp = self.cp

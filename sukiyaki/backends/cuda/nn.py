@@ -19,12 +19,18 @@ class Kernels:
     def __init__(self, backend):
         self.backend = backend
         self._conv = None
+        self._sms = None  # multiprocessors of the device (sizes the per-channel reductions)
+
+    def reset_convolutions(self):
+        """Forget the built cuDNN graphs (settings changed: they are built again on next use)."""
+        self._conv = None
 
     def _cudnn(self):
         if self._conv is None:
             from sukiyaki.backends.cuda.cudnn_conv import CudnnConv
 
-            self._conv = CudnnConv()
+            b = self.backend
+            self._conv = CudnnConv(deterministic=b.deterministic, autotune=b.autotune, precision=b.precision)
         return self._conv
 
     # --- convolution ---
@@ -32,18 +38,89 @@ class Kernels:
         n = x.shape[3] if x.ndim == 4 else 1
         y = self._cudnn().forward(x, w, spec, n)
         if b is not None:
-            y += b.reshape(1, 1, -1, 1)
+            yt = y.T  # row-major view: CuPy's threads then walk memory in order
+            yt += b.reshape(1, -1, 1, 1)
         return y, None
 
     def conv2d_backward(self, x, w, dy, spec, need_dx=True, need_dw=True, cache=None):
-        import cupy as cp
-
         n = dy.shape[3] if dy.ndim == 4 else 1
         conv = self._cudnn()
         dx = conv.backward_data(dy, w, spec, n) if need_dx else None
         dw = conv.backward_filter(x, dy, spec, n) if need_dw else None
-        db = cp.asfortranarray(dy.reshape(-1, spec.out_shape[2], n, order="F").sum(axis=(0, 2))).reshape(-1, 1)
+        db = dy.reshape(-1, spec.out_shape[2], n, order="F").T.sum(axis=(0, 2)).reshape(-1, 1)
         return dx, dw, db
+
+    # --- batch normalization (optional primitives: sukiyaki.backends.base.OPTIONAL_NN_PRIMITIVES) ---
+    def _bn_grid(self, x, axis):
+        """(inner, C, outer) of x around axis, and the grid of the per-channel sums."""
+        shape = x.shape
+        inner = int(np.prod(shape[:axis], dtype=np.int64))
+        C = int(shape[axis])
+        outer = int(np.prod(shape[axis + 1:], dtype=np.int64))
+        if x.size >= 2 ** 32:
+            raise ValueError(f"batch normalization: {x.size} values, more than the kernels' 32-bit indices allow")
+        if self._sms is None:
+            import cupy as cp
+
+            self._sms = cp.cuda.Device().attributes["MultiProcessorCount"]
+        per_channel = max(1, -(-4 * self._sms // C))
+        blocks = max(1, min(per_channel, -(-inner * outer // (256 * 8))))
+        return inner, C, outer, (C, blocks)
+
+    def batchnorm_stats(self, x, axis, eps, running=None):
+        import cupy as cp
+
+        x = cp.asfortranarray(x.astype(_F32, copy=False))
+        inner, C, outer, grid = self._bn_grid(x, axis)
+        sums = cp.zeros(2 * C, dtype=np.float64)
+        m = inner * outer
+        kernels.function("batchnorm", "bn_sums")(grid, (256,), (x, sums, np.uint32(inner), np.uint32(C), np.uint32(m)))
+        mean, var, inv_std = (cp.empty(C, dtype=_F32) for _ in range(3))
+        if running is None:
+            rm, rv, decay = mean, var, 1.0  # not written (update 0)
+        else:
+            rm, rv, decay = running
+            if not (rm.flags.c_contiguous and rv.flags.c_contiguous and rm.dtype == _F32 == rv.dtype):
+                raise ValueError("batchnorm_stats: running statistics must be contiguous float32 arrays")
+        kernels.launch("batchnorm", "bn_finalize", C,
+                       (sums, mean, var, inv_std, rm, rv, np.float64(m), np.float64(eps), _F32(decay),
+                        _F32(m / max(m - 1, 1)), np.int32(running is not None), np.uint32(C)))
+        return mean, var, inv_std
+
+    @staticmethod
+    def _flat(a):
+        import cupy as cp
+
+        return cp.ascontiguousarray(a.astype(_F32, copy=False).reshape(-1, order="F"))
+
+    def batchnorm_apply(self, x, mean, inv_std, gamma, beta, axis):
+        import cupy as cp
+
+        x = cp.asfortranarray(x.astype(_F32, copy=False))
+        inner, C, _, _ = self._bn_grid(x, axis)
+        y = cp.empty(x.shape, dtype=_F32, order="F")
+        args = (x, y) + tuple(self._flat(a) for a in (mean, inv_std, gamma, beta))
+        kernels.launch("batchnorm", "bn_apply", x.size, args + (np.uint32(inner), np.uint32(C), np.uint32(x.size)))
+        return y
+
+    def batchnorm_backward(self, dy, x, mean, inv_std, gamma, axis, batch_stats):
+        import cupy as cp
+
+        dy = cp.asfortranarray(dy.astype(_F32, copy=False))
+        x = cp.asfortranarray(x.astype(_F32, copy=False))
+        inner, C, outer, grid = self._bn_grid(x, axis)
+        m = inner * outer
+        sums = cp.zeros(2 * C, dtype=np.float64)
+        kernels.function("batchnorm", "bn_grad_sums")(grid, (256,), (dy, x, sums, np.uint32(inner), np.uint32(C),
+                                                                     np.uint32(m)))
+        mean, inv_std, gamma = (self._flat(a) for a in (mean, inv_std, gamma))
+        dgamma, dbeta = cp.empty(C, dtype=_F32), cp.empty(C, dtype=_F32)
+        kernels.launch("batchnorm", "bn_grad_finalize", C, (sums, mean, inv_std, dgamma, dbeta, np.uint32(C)))
+        dx = cp.empty(x.shape, dtype=_F32, order="F")
+        kernels.launch("batchnorm", "bn_backward", x.size,
+                       (dy, x, dx, mean, inv_std, gamma, dgamma, dbeta, _F32(1.0 / m), np.int32(bool(batch_stats)),
+                        np.uint32(inner), np.uint32(C), np.uint32(x.size)))
+        return dx, dgamma, dbeta
 
     # --- pooling ---
     @staticmethod

@@ -67,7 +67,8 @@ class DataLayer(Layer):
         if images.shape[-1] != labels.shape[1]:
             raise self.error(f"{images.shape[-1]} images but {labels.shape[1]} labels")
         self._check_label_range(labels, self.label_readers)
-        self.images, self.labels = images, labels
+        # column-major once, so that a batch (the last index) is whole samples copied as blocks
+        self.images, self.labels = np.asfortranarray(images), labels
 
     def expect_labels_below(self, classes, reader):
         """Record that layer ``reader`` takes this layer's labels as ids of ``classes`` classes;

@@ -64,6 +64,9 @@ class BatchNormalization(Layer):
         gamma = ops.native(self.weights["gamma"], bshape)
         beta = ops.native(self.weights["beta"], bshape)
         eps = np.float32(self.params["eps"])
+        fused = getattr(ops.nn, "batchnorm_apply", None)
+        if fused is not None:  # the backend's own kernels (sukiyaki.backends.base.OPTIONAL_NN_PRIMITIVES)
+            return [ops.wrap(self._forward_fused(ops, ctx, xd, shape, gamma, beta, eps))]
         if ctx.phase == "train":
             m = int(np.prod(shape)) // self.in_size
             mean = ops.div(ops.sum(xd, axes), np.float32(m))
@@ -83,6 +86,21 @@ class BatchNormalization(Layer):
                 ctx.saved[self.name] = (xhat, inv_std, None)
         return [ops.wrap(ops.add(ops.mul(gamma, xhat), beta))]
 
+    def _forward_fused(self, ops, ctx, xd, shape, gamma, beta, eps):
+        nn = ops.nn
+        if ctx.phase == "train":
+            m = int(np.prod(shape)) // self.in_size
+            running = (ops.native(self.states["running_mean"]), ops.native(self.states["running_var"]),
+                       float(self.params["decay"]))
+            mean, _, inv_std = nn.batchnorm_stats(xd, self.axis, eps, running)
+        else:
+            m = None
+            mean = ops.native(self.states["running_mean"])
+            inv_std = ops.div(np.float32(1), ops.sqrt(ops.add(ops.native(self.states["running_var"]), eps)))
+        if ctx.need_backward:
+            ctx.saved[self.name] = (xd, mean, inv_std, m)
+        return nn.batchnorm_apply(xd, mean, inv_std, gamma, beta, self.axis)
+
     def _update_running(self, ops, mean, var, m):
         """r = decay * r + (1 - decay) * batch statistic, in place (the variance unbiased)."""
         d = float(self.params["decay"])
@@ -95,10 +113,18 @@ class BatchNormalization(Layer):
 
     def backward(self, inputs, outputs, deltas, ctx):
         ops = ctx.ops
-        xhat, inv_std, m = ctx.saved.pop(self.name)
+        saved = ctx.saved.pop(self.name)
         n = batch_size(deltas[0], self.out_specs[0])
         shape, bshape, axes = self._layout(n)
         dyd = ops.native(deltas[0], shape)
+        if len(saved) == 4:  # the backend's kernels (see forward)
+            xd, mean, inv_std, m = saved
+            dx, dgamma, dbeta = ops.nn.batchnorm_backward(dyd, xd, mean, inv_std, ops.native(self.weights["gamma"]),
+                                                          self.axis, m is not None)
+            self.accumulate_grad("gamma", ops.wrap(ops.reshape(dgamma, (self.in_size, 1))))
+            self.accumulate_grad("beta", ops.wrap(ops.reshape(dbeta, (self.in_size, 1))))
+            return [ops.wrap(dx)]
+        xhat, inv_std, m = saved
         dbeta = ops.sum(dyd, axes)
         dgamma = ops.sum(ops.mul(dyd, xhat), axes)
         self.accumulate_grad("gamma", ops.wrap(ops.reshape(dgamma, (self.in_size, 1))))

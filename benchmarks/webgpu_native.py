@@ -1,0 +1,123 @@
+"""WebGPU natively (the ``wgpu`` package over the GPU's Vulkan driver) beside our CUDA backend
+on the same GPU, same run: the float32 matrix product of two n x n matrices (TF32 off) and
+LeNet / VGG16 training images per second (momentum SGD, fp32).
+
+Goals (issue 8, on the lent H200): the 4096-cube product >= 50% of the CUDA backend's rate;
+VGG16 fp32 training >= 30% of the CUDA backend's images/s. Each figure is the median of
+--repeats timed runs, each device synchronised at both ends (WebGPU: one value read back).
+
+Usage (on the GPU machine; Vulkan's loader as tools/gpu_run.sh's notes say):
+    python benchmarks/webgpu_native.py --size 4096 --nets lenet,vgg16 --vgg-batch 64
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")  # the CUDA side in plain fp32 (before CuPy starts)
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from matrix_ops import synchronizer  # noqa: E402
+
+
+def median_rate(fn, sync, work, repeats, min_seconds=0.3):
+    """work per second of fn: after a warm-up, the median of repeats loops of >= min_seconds."""
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    once = max(time.perf_counter() - t0, 1e-6)
+    n = max(1, int(min_seconds / once))
+    rates = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        sync()
+        rates.append(work * n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def matmul_tflops(device, n, repeats):
+    from sukiyaki.backends import get_backend
+
+    backend = get_backend(device)
+    rng = np.random.default_rng(0)
+    a = backend.from_numpy(np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32)))
+    b = backend.from_numpy(np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32)))
+    return median_rate(lambda: backend.matmul(a, b), synchronizer(backend), 2 * n ** 3, repeats) / 1e12
+
+
+def train_rate(device, net_name, batch, repeats):
+    from sukiyaki.backends import get_backend
+    from sukiyaki.nn import Net
+    from sukiyaki.nn.netdef import read_netdef
+    from sukiyaki.nn.optim import get_optimizer
+
+    nets = HERE.parent / "sukiyaki" / "nets"
+    rng = np.random.default_rng(0)
+    if net_name == "lenet":
+        net = Net(nets / "lenet.json", device=device)
+        n = 8000
+    else:
+        images = np.asfortranarray(rng.integers(0, 256, (256, 256, 3, batch), dtype=np.uint8))
+        labels = rng.integers(0, 1000, batch)
+        defs = nets / f"{net_name}.json"
+        data = [d["name"] for d in read_netdef(defs) if d["type"].endswith("_data")]
+        net = Net(defs, device=device, data_sources={d: (images, labels) for d in data})
+        n = batch
+    opt = get_optimizer("momentum_sgd", lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+    def step():
+        net.zero_grads()
+        net.train_batch({"batch": rng.integers(0, n, batch)})
+        opt.apply(net.store)
+
+    return median_rate(step, synchronizer(get_backend(device)), batch, repeats)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--nets", default="lenet,vgg16")
+    p.add_argument("--vgg-batch", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args(argv)
+    from sukiyaki.backends import get_backend
+
+    web = get_backend("webgpu")
+    print(f"webgpu adapter: {web.device.info}")
+    rows = []
+    try:
+        cuda = matmul_tflops("cuda", args.size, args.repeats)
+        ours = matmul_tflops("webgpu", args.size, args.repeats)
+        rows.append((f"matmul {args.size}^3 (TFLOP/s)", ours, cuda, 0.5))
+    except Exception as exc:  # reported, the rest still runs
+        print(f"matmul: failed: {type(exc).__name__}: {exc}")
+    for name in [x for x in args.nets.split(",") if x]:
+        batch = 64 if name == "lenet" else args.vgg_batch
+        try:
+            cuda = train_rate("cuda", name, batch, args.repeats)
+            ours = train_rate("webgpu", name, batch, args.repeats)
+            rows.append((f"{name} b{batch} train (img/s)", ours, cuda, 0.3 if name == "vgg16" else None))
+        except Exception as exc:
+            print(f"{name}: failed: {type(exc).__name__}: {str(exc)[:500]}")
+    print(f"{'task':<28} {'webgpu':>10} {'cuda':>10} {'ratio':>6} {'goal':>6}")
+    for task, ours, cuda, goal in rows:
+        verdict = "" if goal is None else (f">={goal:.2f} " + ("met" if ours / cuda >= goal else "NOT met"))
+        print(f"{task:<28} {ours:10.2f} {cuda:10.2f} {ours / cuda:6.2f} {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
