@@ -16,7 +16,7 @@ grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo '/.gl/' >> .git/info/excl
 mkdir -p .gl /tmp/amd64/partial
 apt_amd64='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 # shellcheck disable=SC2086
-apt-get $apt_amd64 update >/dev/null && (cd .gl && apt-get $apt_amd64 download libvulkan1)
+apt-get $apt_amd64 update >/dev/null && (cd .gl && apt-get $apt_amd64 download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 # the tests' shared data (../shared does not travel): compat cases and the MNIST sample
 grep -qx '/.shared/' .git/info/exclude 2>/dev/null || echo '/.shared/' >> .git/info/exclude
 mkdir -p .shared && cp -r ../shared/compat ../shared/data .shared/

@@ -15,12 +15,16 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
     export PYTHONPATH=$PWD
 fi
-if ls .gl/*.deb >/dev/null 2>&1 && ! ldconfig -p | grep -q libvulkan; then
+if ls .gl/*.deb >/dev/null 2>&1; then  # Vulkan's loader and libglvnd, which the NVIDIA ICD needs
     for f in .gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
 fi
-nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$nvidia_icd" ] && [ -z "${VK_DRIVER_FILES:-}" ] && export VK_DRIVER_FILES=$nvidia_icd
+if [ -z "${VK_DRIVER_FILES:-}" ]; then  # the NVIDIA driver's Vulkan manifest, where the image keeps it
+    for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
+               /etc/vulkan/icd.d/nvidia_icd.json; do
+        [ -f "$icd" ] && { export VK_DRIVER_FILES=$icd; break; }
+    done
+fi
 if [ -d .shared ] && [ ! -e ../shared ]; then
     ln -s "$PWD/.shared" ../shared 2>/dev/null || echo "gpu_run: could not link ../shared; compat tests will skip"
 fi

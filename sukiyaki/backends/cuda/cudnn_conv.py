@@ -13,6 +13,7 @@ set explicitly (left to inference, fprop was seen to give wrong numbers).
 import numpy as np
 
 _F32 = np.dtype(np.float32)
+_UIDS = (1, 2, 3)  # the uids of every graph's two operands and its output
 
 
 def _packed(dims):
@@ -87,21 +88,21 @@ class CudnnConv:
         g = cudnn.pygraph(io_data_type=cudnn.data_type.FLOAT, intermediate_data_type=cudnn.data_type.FLOAT,
                           compute_data_type=cudnn.data_type.FLOAT, handle=self.handle)
         if kind == "fprop":
-            a = g.tensor(name="x", dim=xd, stride=_packed(xd), data_type=cudnn.data_type.FLOAT)
-            b = g.tensor(name="w", dim=wd, stride=_packed(wd), data_type=cudnn.data_type.FLOAT)
+            a = g.tensor(name="x", dim=xd, stride=_packed(xd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[0])
+            b = g.tensor(name="w", dim=wd, stride=_packed(wd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[1])
             out = g.conv_fprop(image=a, weight=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
             od = yd
         elif kind == "dgrad":
-            a = g.tensor(name="dy", dim=yd, stride=_packed(yd), data_type=cudnn.data_type.FLOAT)
-            b = g.tensor(name="w", dim=wd, stride=_packed(wd), data_type=cudnn.data_type.FLOAT)
+            a = g.tensor(name="dy", dim=yd, stride=_packed(yd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[0])
+            b = g.tensor(name="w", dim=wd, stride=_packed(wd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[1])
             out = g.conv_dgrad(loss=a, filter=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
             od = xd
         else:
-            a = g.tensor(name="x", dim=xd, stride=_packed(xd), data_type=cudnn.data_type.FLOAT)
-            b = g.tensor(name="dy", dim=yd, stride=_packed(yd), data_type=cudnn.data_type.FLOAT)
+            a = g.tensor(name="x", dim=xd, stride=_packed(xd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[0])
+            b = g.tensor(name="dy", dim=yd, stride=_packed(yd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[1])
             out = g.conv_wgrad(image=a, loss=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
             od = wd
-        out.set_output(True).set_dim(od).set_stride(_packed(od))
+        out.set_uid(_UIDS[2]).set_output(True).set_dim(od).set_stride(_packed(od))
         g.validate()
         g.build_operation_graph()
         g.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
@@ -158,7 +159,9 @@ class CudnnConv:
             self._workspace = cp.empty(ws, dtype=np.uint8)
         result = cp.empty(out_shape, dtype=_F32, order="F")
         self.cudnn.set_stream(handle=self.handle, stream=cp.cuda.get_current_stream().ptr)
-        g.execute({a: _aligned(cp, first), b: _aligned(cp, second), out: result}, self._workspace, handle=self.handle)
+        # operands in uid order: the frontend's ordered path (no per-call Python dict binding)
+        g.execute((_aligned(cp, first), _aligned(cp, second), result), self._workspace, handle=self.handle,
+                  tensor_uids=_UIDS)
         return result
 
     def forward(self, x, w, spec, n):
