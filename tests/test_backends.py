@@ -26,3 +26,22 @@ def test_missing_gpu_backend_names_the_extra():
         pytest.skip("the cuda backend is available here, so it cannot be missing")
     with pytest.raises(BackendUnavailable, match=r"sukiyaki\[cuda\]"):
         get_backend("cuda")
+
+
+def test_device_indices_are_checked():
+    for bad in ("cuda:x", "numpy:1", "cuda:-1"):
+        with pytest.raises(ValueError, match="a device index is written '<backend>:<n>'"):
+            get_backend(bad)
+    try:
+        first = get_backend("cuda")
+    except BackendUnavailable as exc:  # no GPU here: an index says the same, naming what is missing
+        with pytest.raises(BackendUnavailable, match="backend 'cuda'"):
+            get_backend("cuda:1")
+        assert "cuda" in str(exc)
+        return
+    import cupy
+
+    assert get_backend("cuda:0") is first
+    count = cupy.cuda.runtime.getDeviceCount()
+    with pytest.raises(BackendUnavailable, match=rf"GPU {count} asked for, but this machine has {count}"):
+        get_backend(f"cuda:{count}")

@@ -42,18 +42,29 @@ def register_backend(name, module):
     _instances.pop(name, None)
 
 
+#: Backends with several devices, named '<backend>:<index>' beyond the first.
+INDEXED_BACKENDS = ("cuda",)
+
+
 def get_backend(name="numpy"):
     """Return the (memoized) backend instance called ``name``, checked against the primitive list."""
     be = _instances.get(name)
     if be is not None:
         return be
-    if name not in BACKEND_MODULES:
+    base, colon, index = name.partition(":") if isinstance(name, str) else (name, "", "")
+    if colon:  # a device index: 'cuda:1'
+        if base not in INDEXED_BACKENDS or not index.isdigit():
+            raise ValueError(f"unknown backend {name!r}: a device index is written '<backend>:<n>' for "
+                             f"{', '.join(INDEXED_BACKENDS)} (e.g. 'cuda:1')")
+        if int(index) == 0:
+            return get_backend(base)
+    if base not in BACKEND_MODULES:
         raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKEND_MODULES)}")
     try:
-        module = importlib.import_module(BACKEND_MODULES[name])
+        module = importlib.import_module(BACKEND_MODULES[base])
     except ImportError as exc:
-        extra = GPU_EXTRAS.get(name, "sukiyaki")
-        if getattr(exc, "name", None) == BACKEND_MODULES[name]:
+        extra = GPU_EXTRAS.get(base, "sukiyaki")
+        if getattr(exc, "name", None) == BACKEND_MODULES[base]:
             raise BackendUnavailable(
                 f"backend {name!r} is not part of this version of sukiyaki yet (the release that has it "
                 f"installs it with: pip install '{extra}')"
@@ -61,7 +72,7 @@ def get_backend(name="numpy"):
         raise BackendUnavailable(
             f"backend {name!r} is not available ({exc}); install it with: pip install '{extra}'"
         ) from None
-    be = module.create()
+    be = module.create(int(index)) if colon else module.create()
     missing = missing_primitives(be)
     if missing:
         raise TypeError(f"backend {name!r} cannot be registered: it lacks {', '.join(missing)}")

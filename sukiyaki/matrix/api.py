@@ -12,6 +12,9 @@ from sukiyaki.matrix.elementwise import (  # noqa: F401
 )
 from sukiyaki.matrix.indexing import END, colon, find, ind2sub, sub2ind  # noqa: F401
 from sukiyaki.matrix.io import load, loadz, save, savez  # noqa: F401
+from sukiyaki.matrix.kernel import (  # noqa: F401
+    Kernel, KernelError, create_kernel, createKernel, execute_kernel, executeKernel,
+)
 from sukiyaki.matrix.reduction import (  # noqa: F401
     all, any, argmax, argmin, cumprod, cumsum, max, mean, min, prod, std, sum, variance,
 )

@@ -158,6 +158,23 @@ class CudaBackend(ArrayModulePrimitives):
         self.autotune = not self.deterministic and os.environ.get("SUKIYAKI_CUDNN_AUTOTUNE", "1") != "0"
         self.nn.reset_convolutions()
 
+    # --- custom kernels (sukiyaki.matrix.kernel) ---
+    def compile_kernel(self, source, name):
+        """CuPy's RawKernel of CUDA C ``source``, compiled now (NVRTC); KernelError with the log."""
+        from sukiyaki.matrix.kernel import KernelError
+
+        kernel = cp.RawKernel(source, name, options=("-std=c++17",))
+        try:
+            kernel.compile()
+        except cp.cuda.compiler.CompileException as exc:
+            raise KernelError(f"kernel {name!r} failed to compile (NVRTC):\n{exc.get_message()}") from None
+        except cp.cuda.driver.CUDADriverError as exc:  # compiled, but the function is not in it
+            raise KernelError(f"kernel {name!r}: {exc} (is it declared extern \"C\" __global__?)") from None
+        return kernel
+
+    def launch_kernel(self, kernel, args, threads, block):
+        kernel(((threads + block - 1) // block,), (block,), args)
+
     # --- transfers and memory ---
     def from_numpy(self, a):
         return cp.asarray(np.asarray(a), order="F")

@@ -6,9 +6,14 @@ updates are the CUDA C kernels of ``kernels/``. Blobs are (h, w, c, n) column-ma
 cuDNN reads as packed NCHW with h and w exchanged (and the kernel's h and w exchanged too).
 """
 
+import logging
+import os
+
 import numpy as np
 
 from sukiyaki.backends.cuda import kernels
+
+_log = logging.getLogger("sukiyaki.cuda")
 
 _F32 = np.float32
 
@@ -26,11 +31,23 @@ class Kernels:
         self._conv = None
 
     def _cudnn(self):
+        """The convolution engine: cuDNN's frontend, or im2col + cuBLAS where it is absent or
+        SUKIYAKI_CUDA_CONV=im2col asks (each said once in the log)."""
         if self._conv is None:
+            from sukiyaki.backends.cuda.im2col_conv import Im2colConv
+
+            if os.environ.get("SUKIYAKI_CUDA_CONV", "cudnn") == "im2col":
+                _log.info("cuda: convolutions by im2col + cuBLAS (SUKIYAKI_CUDA_CONV=im2col)")
+                self._conv = Im2colConv()
+                return self._conv
             from sukiyaki.backends.cuda.cudnn_conv import CudnnConv
 
             b = self.backend
-            self._conv = CudnnConv(deterministic=b.deterministic, autotune=b.autotune, precision=b.precision)
+            try:
+                self._conv = CudnnConv(deterministic=b.deterministic, autotune=b.autotune, precision=b.precision)
+            except RuntimeError as exc:  # no cuDNN frontend: the slower path, said once
+                _log.warning("cuda: %s; convolutions fall back to im2col + cuBLAS (slower)", exc)
+                self._conv = Im2colConv()
         return self._conv
 
     # --- convolution ---
