@@ -78,3 +78,42 @@ def test_distributed_scaling_quick_prints_tables_and_goals(tmp_path):
     assert data["quick"] and data["real"] and set(data["simulated"]) == {"P", "L"}
     assert {"date", "machine", "versions", "goals", "run_s"} <= set(data)
 
+
+
+BROWSER_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "browser_speed.py"
+
+
+def test_browser_speed_quick_prints_every_row_and_goal(tmp_path):
+    """benchmarks/browser_speed.py --quick in headless Chromium: ours, WebGPU (measured or 'not
+    available' with a reason), ConvNetJS and TF.js rows with ratios, boot, stalls, the five goals."""
+    import importlib.util
+    import json
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("browser_speed", BROWSER_SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    missing = bench.missing_basics(Path(__file__).resolve().parents[2] / "shared" / "pyodide" / "0.27.7")
+    npm = [why for _, lib, backend in bench.PEERS if (why := bench.missing_npm(lib, backend))]
+    if missing or npm:
+        pytest.skip("browser_speed.py needs " + "; ".join(missing + npm[:1]))
+    out_json = tmp_path / "browser.json"
+    proc = subprocess.run([sys.executable, str(BROWSER_SCRIPT), "--quick", "--json", str(out_json)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    lines = out.splitlines()
+    ours = [ln for ln in lines if ln.startswith("ours (numpy, Web Worker)")]
+    assert ours and re.search(r"\s\d+\.\d\s", ours[0]), out
+    assert any(ln.startswith("ours (WebGPU)") for ln in lines), out
+    for label in ("ConvNetJS", "TF.js cpu", "TF.js webgl", "TF.js wasm"):
+        row = [ln for ln in lines if ln.startswith(label)]
+        assert row, f"no row for {label}:\n{out}"
+        assert "not available: " in row[0] or re.search(r"\s\d+\.\d\s+\d+\.\d\d\s", row[0]), row[0]
+    assert "ConvNetJS" in out and not [ln for ln in lines if ln.startswith("ConvNetJS") and "not available" in ln]
+    assert "boot to the first gradient" in out and "main thread while training" in out
+    goals = [ln for ln in lines if re.match(r"\s+(PASS|FAIL|n/a)\s", ln)]
+    assert len(goals) == 5, out
+    data = json.loads(out_json.read_text())
+    assert {"rows", "boot", "stalls", "goals", "machine", "versions", "chromium"} <= set(data)
+    assert 0 < data["boot"]["boot_s"] < 120 and data["rows"]["ours (numpy, Web Worker)"]["images_per_s"] > 0

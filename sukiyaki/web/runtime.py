@@ -153,7 +153,7 @@ def gradients(ids, net="lenet", seed=0, iteration=0):
         iteration: the step's iteration (counter of the random draws).
     Returns:
         {"weights": arrays_message, "gradients": arrays_message, "loss": float, "seconds": float,
-        "numpy": numpy's version, "copy_for_loops": the numpy backend's product-layout switch}.
+        "numpy": numpy's version, "no_blas": the numpy backend's switch for numpy without a BLAS}.
     """
     from sukiyaki.backends.numpy import blas
     from sukiyaki.nn import Net
@@ -169,7 +169,7 @@ def gradients(ids, net="lenet", seed=0, iteration=0):
     seconds = time.perf_counter() - t
     weights = n.store.arrays(names=n.store.names("trained"))
     return {"weights": arrays_message(weights), "gradients": arrays_message(grads), "loss": loss,
-            "seconds": seconds, "numpy": np.__version__, "copy_for_loops": blas.COPY_FOR_LOOPS}
+            "seconds": seconds, "numpy": np.__version__, "no_blas": blas.NO_BLAS}
 
 
 async def run_worker(post, url, token, name="browser", device="browser", max_batch=64, transport=None):

@@ -235,7 +235,7 @@ def test_worker_gradients_equal_native_gradients(training):
     ids = np.random.default_rng(5).choice(8000, 64, replace=False).tolist()
     out = training.evaluate("(ids) => window.sukiyaki.request('gradients', {ids, seed: 3})", ids)
     weights, grads = decode_arrays(out["weights"]), decode_arrays(out["gradients"])
-    assert out["numpy"] == "2.0.2" and out["copy_for_loops"] is True  # Pyodide's numpy, no BLAS: the switch is on
+    assert out["numpy"] == "2.0.2" and out["no_blas"] is True  # Pyodide's numpy, no BLAS: the switch is on
     net = Net("lenet", seed=3)
     init = net.store.arrays(names=net.store.names("trained"))
     assert list(weights) == list(init)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from sukiyaki.backends.arraylike import ArrayModulePrimitives
-from sukiyaki.backends.numpy import nn, philox
+from sukiyaki.backends.numpy import blas, nn, philox
 
 _F64 = np.dtype(np.float64)
 
@@ -99,13 +99,14 @@ _quiet_astype = _elementwise(lambda x, dtype: x.astype(dtype, copy=False), quiet
 
 
 def _quiet_matmul(a, b):
-    """np.matmul without floating-point warnings (overflow in a diverging run)."""
+    """a @ b (blas.matmul: numpy's matmul, or einsum where numpy has no BLAS) without
+    floating-point warnings (overflow in a diverging run)."""
     if _ERRSTATE is None:
         with np.errstate(all="ignore"):
-            return np.matmul(a, b)
+            return blas.matmul(a, b)
     token = _ERRSTATE.set(_IGNORE_ALL)
     try:
-        return np.matmul(a, b)
+        return blas.matmul(a, b)
     finally:
         _ERRSTATE.reset(token)
 
