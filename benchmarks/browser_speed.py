@@ -301,12 +301,12 @@ class Ours:
                                     timeout=120000, polling=50)
         t_start = self.state(f"window.__bench.iters[{n0 + 1}][0]")
         self.page.wait_for_function(
-            f"performance.now() - {t_start} >= {seconds * 1000} && window.__bench.iters.length >= {n0 + 4}",
-            timeout=600000, polling=50)
-        self.stop()
+            f"(performance.now() - {t_start} >= {seconds * 1000} && window.__bench.iters.length >= {n0 + 4})"
+            " || window.sukiyaki.state.errors.length", timeout=600000, polling=50)
         errors = self.state("window.sukiyaki.state.errors")
         if errors:
             raise Unavailable(f"the page reported {errors[0]['stage']}: {errors[0]['message']}")
+        self.stop()
         iters = self.state(f"window.__bench.iters.slice({n0 + 1})")
         (t0, i0), (t1, i1) = iters[0], iters[-1]
         rate = BATCH * (i1 - i0) / ((t1 - t0) / 1000)
@@ -527,7 +527,11 @@ def main(argv=None):
         print("browser_speed.py needs " + "; ".join(missing), file=sys.stderr)
         return 2
     print(f"machine: {machine_line()}")
-    result = run(args)
+    try:
+        result = run(args)
+    except Unavailable as exc:  # our own page failed: nothing to compare
+        print(f"browser_speed.py: ours could not run: {exc}", file=sys.stderr)
+        return 1
     goals = report(result, args)
     if args.json:
         out = dict(result, date=datetime.datetime.now().isoformat(timespec="seconds"), machine=machine_line(),

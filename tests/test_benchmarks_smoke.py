@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "matrix_ops.py"
 TASK_LINES = {
     "T1": "add 1000x1000 + 1000x1000",
@@ -88,7 +90,6 @@ def test_browser_speed_quick_prints_every_row_and_goal(tmp_path):
     available' with a reason), ConvNetJS and TF.js rows with ratios, boot, stalls, the five goals."""
     import importlib.util
     import json
-    import pytest
 
     spec = importlib.util.spec_from_file_location("browser_speed", BROWSER_SCRIPT)
     bench = importlib.util.module_from_spec(spec)
