@@ -3,6 +3,7 @@
 Example:
     $ sukiyaki web --port 8000                                   # Pyodide from the official CDN
     $ sukiyaki web --pyodide ../shared/pyodide/0.27.7            # offline: a local Pyodide folder
+    $ sukiyaki web --backend numpy                               # never WebGPU (the page's ?backend= overrides)
 """
 
 import asyncio
@@ -20,7 +21,7 @@ def _web(args):
         source = pyodide_source(args.pyodide)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    app = make_web_app(source)
+    app = make_web_app(source, backend=args.backend)
 
     def ready(url):
         where = f"the local folder {source.folder}" if source.folder else source.url
@@ -49,4 +50,7 @@ def add_commands(sub):
     p.add_argument("--pyodide", metavar="URL|PATH",
                    help="where the tab loads Pyodide 0.27.7: an http(s) URL, or a local folder served under "
                         "/pyodide/ (default: the official CDN)")
+    p.add_argument("--backend", choices=("auto", "webgpu", "numpy"), default="auto",
+                   help="what the tab computes on: auto (WebGPU when the browser gives a working adapter, else "
+                        "numpy; the default), webgpu, numpy; a page's ?backend= overrides it")
     p.set_defaults(func=_web)

@@ -71,20 +71,24 @@ def wheel_path():
     return "/" + sukiyaki_wheel()[0]
 
 
-def page_html(mode, pyodide, boot_timeout=180):
+def page_html(mode, pyodide, boot_timeout=180, backend="auto"):
     """The runtime page of a mode ('train' or 'worker') with its config inlined.
 
     Args:
         mode: 'train' (LeNet in the tab) or 'worker' (a coordinator's browser worker).
         pyodide: a :class:`PyodideSource`.
         boot_timeout: seconds a boot stage may make no progress before the page says so.
+        backend: 'auto' (WebGPU when the tab gets a working adapter, else numpy), 'webgpu' or
+            'numpy'; the page's ``?backend=`` overrides it.
     """
     if mode not in ("train", "worker"):
         raise ValueError(f"page_html: mode must be 'train' or 'worker', got {mode!r}")
+    if backend not in ("auto", "webgpu", "numpy"):
+        raise ValueError(f"page_html: backend must be 'auto', 'webgpu' or 'numpy', got {backend!r}")
     name, data = sukiyaki_wheel()
     config = {"mode": mode, "pyodide": pyodide.url, "worker_script": "/web/worker.js",
               "wheel": f"/{name}?sha256={hashlib.sha256(data).hexdigest()[:16]}", "wheel_name": name,
-              "boot_timeout": boot_timeout}
+              "boot_timeout": boot_timeout, "backend": backend}
     # inside <script type="application/json">: no "</script>" can close it early
     text = json.dumps(config).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     html = resources.files("sukiyaki.web").joinpath("static/index.html").read_text("utf-8")
@@ -99,7 +103,7 @@ def _static(name, content_type):
     return handler
 
 
-def add_runtime_routes(app, mode, pyodide, page="/"):
+def add_runtime_routes(app, mode, pyodide, page="/", backend="auto"):
     """Add the runtime's routes to an aiohttp application.
 
     Args:
@@ -107,8 +111,9 @@ def add_runtime_routes(app, mode, pyodide, page="/"):
         mode: 'train' or 'worker' (see :func:`page_html`).
         pyodide: a :class:`PyodideSource` (a folder is served under /pyodide/).
         page: the page's path.
+        backend: the page's default backend choice (see :func:`page_html`).
     """
-    page_text = page_html(mode, pyodide)  # built now: a broken package fails at start, not in a tab
+    page_text = page_html(mode, pyodide, backend=backend)  # built now: a broken package fails at start, not in a tab
 
     async def page_handler(request):
         return web.Response(text=page_text, content_type="text/html", headers=NO_CACHE)
@@ -125,10 +130,12 @@ def add_runtime_routes(app, mode, pyodide, page="/"):
         app.router.add_static("/pyodide/", pyodide.folder)
 
 
-def make_web_app(pyodide=None):
-    """The application of ``sukiyaki web``: the training page at / (Pyodide from ``pyodide``)."""
+def make_web_app(pyodide=None, backend="auto"):
+    """The application of ``sukiyaki web``: the training page at / (Pyodide from ``pyodide``;
+    ``backend``: the page's default choice, 'auto', 'webgpu' or 'numpy')."""
     app = web.Application()
-    add_runtime_routes(app, "train", pyodide if isinstance(pyodide, PyodideSource) else pyodide_source(pyodide))
+    add_runtime_routes(app, "train", pyodide if isinstance(pyodide, PyodideSource) else pyodide_source(pyodide),
+                       backend=backend)
     return app
 
 

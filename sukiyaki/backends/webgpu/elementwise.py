@@ -24,19 +24,29 @@ import numpy as np
 
 from sukiyaki.backends.webgpu.array import kind_of
 
-#: numpy dtype -> compute type (WGSL side), see the module docstring
+#: numpy dtype (its canonical character, see _char) -> compute type (WGSL side), see the module docstring
 _COMPUTE = {"f": "f32", "d": "f64", "e": "f32", "i": "i32", "h": "i32", "b": "i32", "I": "u32", "H": "u32",
-            "B": "u32", "?": "bool", "q": "i64", "l": "i64", "Q": "f64", "L": "f64"}
+            "B": "u32", "?": "bool", "q": "i64", "Q": "f64"}
+#: integer (kind, itemsize) -> the character of its size: numpy's 'l'/'L' (C long) is 64 bits on
+#: Linux but 32 bits in Pyodide (wasm32) and on Windows, so characters alone do not say the size
+_SIZED = {("i", 1): "b", ("i", 2): "h", ("i", 4): "i", ("i", 8): "q",
+          ("u", 1): "B", ("u", 2): "H", ("u", 4): "I", ("u", 8): "Q"}
 WGSL_TYPE = {"f32": "f32", "f64": "vec2<u32>", "i32": "i32", "u32": "u32", "bool": "bool", "i64": "vec2<u32>"}
 #: storage kind -> the WGSL type its loads give
 NATURAL = {"f32": "f32", "f64": "f64", "i32": "i32", "u32": "u32", "b32": "bool", "i64": "i64"}
+
+
+def _char(dtype):
+    """numpy's type character of dtype, by size for integers ('l' becomes 'i' or 'q')."""
+    dtype = np.dtype(dtype)
+    return _SIZED.get((dtype.kind, dtype.itemsize), dtype.char)
 
 
 def compute_of(dtype):
     """The compute type of a numpy loop dtype."""
     dtype = np.dtype(dtype)
     try:
-        return _COMPUTE[dtype.char]
+        return _COMPUTE[_char(dtype)]
     except KeyError:
         raise TypeError(f"webgpu backend: no compute type for dtype {dtype}") from None
 
@@ -84,7 +94,7 @@ def convert(expr, src, dst):
 
 def store(dtype, buf, w, value):
     """WGSL statement storing value (of the natural type of dtype's kind) at word w."""
-    c = np.dtype(dtype).char
+    c = _char(dtype)
     if c == "f":
         return f"{buf}[{w}] = bitcast<u32>({value});"
     if c == "e":

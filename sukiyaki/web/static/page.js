@@ -1,7 +1,8 @@
 // The sukiyaki runtime page (main thread): starts the Web Worker, sends it commands, draws what it
 // posts. No Python runs here. Modes (from the server's config): "train" (LeNet in the tab) and
 // "worker" (a distributed worker of the coordinator that served the page).
-// Query options: train: ?iterations=N&val_every=N&batch=N&autostart=0; both: &boot_timeout=SECONDS;
+// Query options: train: ?iterations=N&val_every=N&batch=N&autostart=0; both: &boot_timeout=SECONDS,
+// &backend=auto|webgpu|numpy (auto: WebGPU when the browser gives a working adapter, else numpy);
 // worker: the join token as #token=T (never sent to a server) or ?token=T.
 "use strict";
 
@@ -59,7 +60,12 @@
   const handlers = {
     status(m) { state.stage = m.stage; setStatus(m.text); armWatchdog(m.stage); },
     boot(m) { state.boot[m.stage] = m.seconds; $(`boot-${m.stage}`).textContent = fmt(m.seconds, 2); },
-    backend(m) { state.backend = m.backend; state.why = m.why; $("backend").textContent = m.why; },
+    backend(m) {
+      state.backend = m.backend; state.why = m.why; state.backendDetail = m.detail || "";
+      $("backend").textContent = m.why;
+      $("backend-detail").textContent = m.detail || "";
+      $("backend-detail").style.display = m.detail ? "block" : "none";
+    },
     ready(m) {
       stopWatchdog();
       state.ready = true;
@@ -73,7 +79,8 @@
       if (m.error !== undefined) p.reject(new Error(m.error)); else p.resolve(m.result);
     },
     progress(m) {
-      state.progress.push({iteration: m.iteration, loss: m.loss, images_per_s: m.images_per_s});
+      state.progress.push({iteration: m.iteration, loss: m.loss, images_per_s: m.images_per_s, seconds: m.seconds,
+                           backend: m.backend});
       if (state.progress.length > 10000) state.progress.shift();
       if (state.boot.first === undefined) {
         state.boot.first = m.first_gradient_s;
@@ -166,7 +173,7 @@
       ? navigator.userAgentData.brands.map((b) => `${b.brand} ${b.version}`).filter((b) => !b.startsWith("Not")).join(", ")
       : navigator.userAgent;
     send("join", {url: location.origin, token, name: query.get("name") || `browser tab (${ua})`.slice(0, 64),
-                  device: "browser (Pyodide, numpy)"});
+                  device: `browser (Pyodide, ${state.backend || "numpy"})`});
   }
 
   function workerEvent(m) {
@@ -220,6 +227,7 @@
     $("leave").onclick = () => { $("leave").disabled = true; setStatus("leaving"); send("stop"); };
   }
   window.sukiyaki = {state, request, send};
+  if (query.get("backend")) config.backend = query.get("backend");
   armWatchdog("boot");
   send("boot", {config});
 })();

@@ -1,7 +1,9 @@
 // The sukiyaki runtime's Web Worker: Pyodide, numpy and the sukiyaki wheel live here, never on
 // the page's main thread. The page talks to it with postMessage only:
 //   page -> worker: {cmd: "boot", config}, {cmd: "train", options}, {cmd: "stop"},
-//                   {cmd: "gradients", id, ids, seed}, {cmd: "join", url, token, name}
+//                   {cmd: "gradients", id, ids, seed, backend}, {cmd: "join", url, token, name},
+//                   {cmd: "python", id, code} (runs code in a fresh namespace with runPythonAsync and
+//                   replies with the value of its last expression: for tests and benchmarks)
 //   worker -> page: {type: "status", stage, text}, {type: "boot", stage, seconds},
 //                   {type: "ready", times}, {type: "backend", backend, why},
 //                   {type: "error", stage, message, detail}, {type: "reply", id, result | error},
@@ -17,9 +19,15 @@ const post = (msg) => self.postMessage(msg);
 
 function fail(stage, err) {
   const text = (err && err.message) ? err.message : String(err);
-  // a Python traceback: its last line says what happened; the whole text goes along as detail
+  // a Python traceback: its exception line ("module.SomeError: what happened", the last such
+  // line: a message may go on over more lines, e.g. a shader's log) says what happened; the
+  // whole text goes along as detail
   const lines = text.trim().split("\n");
-  post({type: "error", stage, message: lines[lines.length - 1], detail: lines.length > 1 ? text : ""});
+  let head = lines[lines.length - 1];
+  if (lines[0].startsWith("Traceback")) {
+    for (const line of lines) if (/^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): /.test(line)) head = line;
+  }
+  post({type: "error", stage, message: head, detail: lines.length > 1 ? text : ""});
 }
 
 async function timed(stage, text, fn) {
@@ -82,9 +90,15 @@ async function boot(config) {
     }
     runtime = pyodide.pyimport("sukiyaki.web.runtime");
   });
+  // WebGPU's calls are awaited from Python with run_sync (JSPI), which needs Python entered
+  // asynchronously: select_backend is a coroutine, gradients goes through callPromising
   const hasGPU = typeof navigator !== "undefined" && !!navigator.gpu;
-  const choice = runtime.choose_backend(hasGPU).toJs();
-  post({type: "backend", backend: choice[0], why: choice[1]});
+  times.backend = await timed("backend", `choosing the backend (${config.backend || "auto"})`, async () => {
+    const choice = await runtime.select_backend(hasGPU, config.backend || "auto");
+    const c = choice.toJs({dict_converter: Object.fromEntries});
+    choice.destroy();
+    post({type: "backend", backend: c.backend, why: c.why, detail: c.detail});
+  });
   post({type: "ready", times});
 }
 
@@ -92,7 +106,8 @@ async function train(options) {
   if (busy) throw new Error("training already runs");
   busy = "training";
   session = runtime.TrainSession(runtime.js_poster(post), options.net || "lenet", options.batch_size || 64,
-                                 options.seed || 0, options.val_every ?? 100, options.iterations ?? null);
+                                 options.seed || 0, options.val_every ?? 100, options.iterations ?? null,
+                                 options.backend || null);
   try {
     await session.run();  // awaiting a PyProxy releases it
   } finally {
@@ -115,13 +130,23 @@ async function join(msg) {
   }
 }
 
-function reply(id, fn) {
+async function reply(id, fn) {
   try {
-    const result = fn();
+    const result = await fn();
     post({type: "reply", id, result});
   } catch (err) {
     post({type: "reply", id, error: String(err.message || err)});
   }
+}
+
+// A Python value as a plain JavaScript one (dicts as objects); the proxy is released.
+function plain(value) {
+  if (value && typeof value.toJs === "function") {
+    const js = value.toJs({dict_converter: Object.fromEntries});
+    value.destroy();
+    return js;
+  }
+  return value;
 }
 
 self.onmessage = async (event) => {
@@ -155,11 +180,17 @@ self.onmessage = async (event) => {
       }
       break;
     case "gradients":
-      reply(msg.id, () => {
-        const out = runtime.gradients(msg.ids, msg.net || "lenet", msg.seed || 0);
-        const js = out.toJs({dict_converter: Object.fromEntries});
-        out.destroy();
-        return js;
+      await reply(msg.id, async () => plain(await runtime.gradients.callPromising(
+        msg.ids, msg.net || "lenet", msg.seed || 0, msg.iteration || 0, msg.backend || null)));
+      break;
+    case "python":
+      await reply(msg.id, async () => {
+        const globals = pyodide.globals.get("dict")();
+        try {
+          return plain(await pyodide.runPythonAsync(msg.code, {globals}));
+        } finally {
+          globals.destroy();
+        }
       });
       break;
     default:

@@ -7,6 +7,8 @@
 // halves (WGSL has no wide multiply).
 
 const F64_NAN: vec2<u32> = vec2<u32>(0u, 0x7FF80000u);
+// float32 NaN and Inf bits (a private variable: a constant expression may not be NaN, as WGSL says)
+var<private> F64_QNAN32: u32 = 0x7FC00000u;
 const F64_ONE: vec2<u32> = vec2<u32>(0u, 0x3FF00000u);
 const F64_HALF: vec2<u32> = vec2<u32>(0u, 0x3FE00000u);
 
@@ -381,7 +383,7 @@ fn f64_to_f32(a: vec2<u32>) -> f32 {
     var e = f64_expo(a);
     let fr = f64_frac(a);
     if (e == 0x7FF) {
-        if (!u64_is0(fr)) { return bitcast<f32>(0x7FC00000u); }
+        if (!u64_is0(fr)) { return bitcast<f32>(F64_QNAN32); }
         return bitcast<f32>((s << 31u) | 0x7F800000u);
     }
     var sig = u64_shr_jam(fr, 22u).x;

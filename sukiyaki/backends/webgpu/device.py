@@ -1,0 +1,191 @@
+"""What the two device adapters share: the small device interface the backend uses, the
+command-recording policy, buffer sizes and read windows, the limits asked for, the errors.
+
+``native.py`` (the ``wgpu`` package) and ``browser.py`` (``navigator.gpu`` through Pyodide's
+JavaScript bridge) subclass :class:`Device` and implement only the hooks that talk to
+WebGPU (``_create``, ``_create_with_data``, ``_read``, ``_destroy``, ``_compile``,
+``_new_encoder``, ``_record_dispatch``, ``_record_clear``, ``_record_copy``, ``_submit``).
+Every shader (``kernels/*.wgsl``), every primitive and the launcher above are the same.
+
+The interface (what ``backend.py``, ``kernels.py`` and ``nn.py`` call):
+
+- ``info`` (dict: vendor, architecture, device, description, adapter_type, backend_type) and
+  ``limits`` (dict of the limits the device was created with, WebGPU's dashed names);
+- ``buffer(nbytes)`` -> a storage buffer (zero-filled, as WebGPU guarantees; ``.size`` in
+  bytes), ``upload(data)`` -> a buffer holding bytes, ``read(buffer, offset, nbytes)`` ->
+  bytes (the only device-to-host path), ``destroy(buffer)``;
+- ``pipeline(code, label, layout)`` -> a compute pipeline of WGSL ``code`` (entry point
+  ``main``) whose bindings 0..k-1 are storage buffers, read-only where ``layout[i] == 'r'``;
+  a compile error raises :class:`ShaderError` with the compiler's log;
+- ``dispatch(pipeline, bindings, groups)``: one compute pass (bindings: (buffer, offset,
+  nbytes) triples), ``clear(buffer, offset, nbytes)``, ``copy(src, src_offset, dst,
+  dst_offset, nbytes)``. These are recorded into one command encoder and submitted
+  together at the next read, destroy or ``flush()`` (or every ``SUBMIT_EVERY`` commands):
+  every write of this backend goes to a fresh buffer (``upload``), never through
+  ``queue.writeBuffer`` into a live one, so deferring the submit cannot reorder anything.
+
+Example:
+    >>> padded_size(5), read_window(6, 3)
+    (8, (4, 12, 2))
+"""
+
+#: Commands recorded before the encoder is submitted even without a read.
+SUBMIT_EVERY = 256
+
+#: Limits asked of the device at the adapter's own values (the WebGPU defaults are smaller).
+WANTED_LIMITS = ("max-buffer-size", "max-storage-buffer-binding-size", "max-storage-buffers-per-shader-stage",
+                 "max-compute-workgroup-storage-size", "max-compute-invocations-per-workgroup",
+                 "max-compute-workgroup-size-x")
+#: Limits only read (their defaults are what the kernels assume when the adapter does not say).
+READ_LIMITS = {"min-storage-buffer-offset-alignment": 256, "max-compute-workgroups-per-dimension": 65535}
+INFO_KEYS = ("vendor", "architecture", "device", "description", "adapter_type", "backend_type")
+
+
+class ShaderError(RuntimeError):
+    """A WGSL shader failed to compile; the message holds the compiler's log."""
+
+
+class DeviceError(RuntimeError):
+    """The device was lost or reported an error: the results of the work since the last good
+    read cannot be trusted (the message says what the device said)."""
+
+
+def padded_size(nbytes):
+    """Bytes of a buffer holding nbytes: a multiple of 4, at least 4 (WebGPU's rules)."""
+    return max(4, -(-int(nbytes) // 4) * 4)
+
+
+def read_window(offset, nbytes):
+    """(start, end, skip) of the 4-byte-aligned range covering bytes offset .. offset + nbytes."""
+    start = offset - offset % 4
+    end = -(-(offset + nbytes) // 4) * 4
+    return start, end, offset - start
+
+
+def camel(name):
+    """The JavaScript name of a dashed WebGPU name: 'max-buffer-size' -> 'maxBufferSize'."""
+    first, *rest = name.split("-")
+    return first + "".join(w.capitalize() for w in rest)
+
+
+class Device:
+    """The adapter-independent half of a WebGPU device (see the module docstring); subclasses
+    set ``info`` and ``limits`` and implement the hooks."""
+
+    kind = "abstract"
+
+    def __init__(self):
+        self.info = {}
+        self.limits = {}
+        self._encoder = None
+        self._pending = 0
+        self.submits = 0
+
+    # --- buffers ---
+    def _check_size(self, size):
+        limit = self.limits.get("max-buffer-size")
+        if limit and size > limit:
+            raise MemoryError(f"webgpu: a buffer of {size} bytes is more than this device's max-buffer-size "
+                              f"({limit} bytes)")
+
+    def buffer(self, nbytes):
+        """A new zero-filled storage buffer of at least nbytes (4-byte multiple, at least 4)."""
+        size = padded_size(nbytes)
+        self._check_size(size)
+        return self._create(size)
+
+    def upload(self, data):
+        """A new storage buffer holding the bytes of data (a bytes-like object)."""
+        mv = memoryview(data).cast("B")
+        n = len(mv)
+        if n % 4 or n == 0:
+            padded = bytearray(padded_size(n))
+            padded[:n] = mv
+            mv = memoryview(padded)
+        self._check_size(len(mv))
+        return self._create_with_data(mv)
+
+    def read(self, buffer, offset, nbytes):
+        """The bytes buffer[offset:offset + nbytes] (waits for the work recorded so far)."""
+        self.flush()
+        if nbytes <= 0:
+            return b""
+        start, end, skip = read_window(offset, nbytes)
+        data = self._read(buffer, start, end - start)
+        return bytes(memoryview(data).cast("B")[skip:skip + nbytes])
+
+    def destroy(self, buffer):
+        """Release a buffer's memory now (after the work recorded so far)."""
+        self.flush()
+        self._destroy(buffer)
+
+    # --- shaders ---
+    def pipeline(self, code, label, layout):
+        """A compute pipeline (entry point ``main``) of WGSL code; ShaderError with the log on failure."""
+        return self._compile(code, label, tuple(layout))
+
+    # --- commands ---
+    def _enc(self):
+        if self._encoder is None:
+            self._encoder = self._new_encoder()
+        self._pending += 1
+        return self._encoder
+
+    def dispatch(self, pipeline, bindings, groups):
+        """Record one compute pass of pipeline over groups (x, y, z) workgroups."""
+        self._record_dispatch(self._enc(), pipeline, bindings, groups)
+        self._maybe_submit()
+
+    def clear(self, buffer, offset, nbytes):
+        """Record zeroing buffer[offset:offset + nbytes] (4-byte multiples)."""
+        if nbytes > 0:
+            self._record_clear(self._enc(), buffer, offset, nbytes)
+            self._maybe_submit()
+
+    def copy(self, src, src_offset, dst, dst_offset, nbytes):
+        """Record a buffer-to-buffer copy (4-byte multiples)."""
+        if nbytes > 0:
+            self._record_copy(self._enc(), src, src_offset, dst, dst_offset, nbytes)
+            self._maybe_submit()
+
+    def _maybe_submit(self):
+        if self._pending >= SUBMIT_EVERY:
+            self.flush()
+
+    def flush(self):
+        """Submit the commands recorded so far."""
+        if self._encoder is not None:
+            enc, self._encoder, self._pending = self._encoder, None, 0
+            self._submit(enc)
+            self.submits += 1
+
+    # --- hooks (each adapter) ---
+    def _create(self, size):
+        raise NotImplementedError
+
+    def _create_with_data(self, mv):
+        raise NotImplementedError
+
+    def _read(self, buffer, start, length):
+        raise NotImplementedError
+
+    def _destroy(self, buffer):
+        raise NotImplementedError
+
+    def _compile(self, code, label, layout):
+        raise NotImplementedError
+
+    def _new_encoder(self):
+        raise NotImplementedError
+
+    def _record_dispatch(self, enc, pipeline, bindings, groups):
+        raise NotImplementedError
+
+    def _record_clear(self, enc, buffer, offset, nbytes):
+        raise NotImplementedError
+
+    def _record_copy(self, enc, src, src_offset, dst, dst_offset, nbytes):
+        raise NotImplementedError
+
+    def _submit(self, enc):
+        raise NotImplementedError
