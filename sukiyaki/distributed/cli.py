@@ -18,21 +18,29 @@ def _serve(args):
     from sukiyaki.cli import UsageError, build_net
     from sukiyaki.distributed.codec import CODECS
     from sukiyaki.distributed.coordinator.app import CoordinatorServer, make_app
-    from sukiyaki.distributed.coordinator.checkpoint import restore_checkpoint
+    from sukiyaki.distributed.coordinator.checkpoint import recorded_log, restore_checkpoint
     from sukiyaki.distributed.coordinator.state import CoordinatorState, Settings
-    from sukiyaki.nn.train import make_optimizer
+    from sukiyaki.nn.train import check_appendable, make_optimizer
 
     for key in ("codec_down", "codec_up"):
         if getattr(args, key) not in CODECS:
             raise UsageError(f"--{key.replace('_', '-')} must be one of {', '.join(CODECS)}")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
+    if args.resume and not args.log:
+        args.log = recorded_log(args.resume)  # a resumed run goes on writing the same metrics log
+    if args.log:
+        try:
+            check_appendable(args.log, "--log")  # before anything is built
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     args.device = "numpy"
     net = build_net(args, seed=args.seed)
     try:
         settings = Settings(batch_size=args.batch_size, iterations=args.iterations, seed=args.seed,
                             shard_size=args.shard_size, codec_down=args.codec_down, codec_up=args.codec_up,
-                            deterministic=args.deterministic, deadline=args.deadline, local_steps=args.local_steps,
+                            deterministic=args.deterministic, deadline=args.deadline,
+                            first_deadline=args.first_deadline, local_steps=args.local_steps,
                             val_cycle=args.val_cycle,
                             inner_lr=args.lr if args.lr is not None else 0.02, outer_lr=args.outer_lr,
                             outer_momentum=args.outer_momentum)
@@ -50,7 +58,7 @@ def _serve(args):
     admin = args.admin_token or secrets.token_urlsafe(16)
     try:
         server = CoordinatorServer(state, join, admin, checkpoint=args.checkpoint or args.resume,
-                                   checkpoint_every=args.checkpoint_every, pyodide=args.pyodide)
+                                   checkpoint_every=args.checkpoint_every, pyodide=args.pyodide, metrics_log=args.log)
     except ValueError as exc:  # --pyodide is not a Pyodide folder
         raise UsageError(str(exc)) from None
     ssl_context = None
@@ -110,7 +118,7 @@ def _worker(args):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     w = Worker(args.url, args.token, backend=args.backend, name=args.name, max_batch=args.max_batch,
-               max_tasks=args.max_tasks, cafile=args.cafile)
+               max_tasks=args.max_tasks, cafile=args.cafile, speed=args.speed)
     try:
         done = asyncio.run(w.run())
     except FatalError as exc:
@@ -151,12 +159,22 @@ def add_commands(sub):
     p.add_argument("--outer-lr", type=_number(float, 0, strict=True), default=0.7, help="outer step rate (local steps)")
     p.add_argument("--outer-momentum", type=_number(float, 0, below=1), default=0.5,
                    help="outer Nesterov momentum (local steps; 0.9 as DiLoCo diverged on LeNet with 8 steps)")
-    p.add_argument("--deadline", type=_number(float, 0, strict=True), default=30.0, help="seconds a task may take at least")
+    p.add_argument("--deadline", type=_number(float, 0, strict=True), default=30.0,
+                   help="seconds a task may take at least; more when the worker's speed predicts more (5x the "
+                        "predicted time; the speed measured, else declared by the worker, else the others' median)")
+    p.add_argument("--first-deadline", type=_number(float, 0, strict=True), default=600.0,
+                   help="seconds a task may take when nothing predicts its worker's speed (its first task, no "
+                        "speed declared, no worker measured yet; default 600: VGG16 at 5 images/s needs 51 s "
+                        "for a batch of 256)")
     p.add_argument("--val-cycle", type=_number(int, 0), default=100,
                    help="validate on the coordinator every N iterations and at the end (0: never; default 100)")
     p.add_argument("--checkpoint", metavar="PATH", help="the coordinator's checkpoint file")
     p.add_argument("--checkpoint-every", type=_number(int, 1), default=100)
-    p.add_argument("--resume", metavar="PATH", help="continue from a coordinator checkpoint")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue from a coordinator checkpoint (and append to the --log it recorded)")
+    p.add_argument("--log", metavar="PATH",
+                   help="append JSON lines to PATH, as sukiyaki train --log: one per iteration (iteration, loss, "
+                        "images_per_s, time) and one per validation (iteration, validation, time)")
     p.add_argument("--tls-cert", metavar="PEM")
     p.add_argument("--tls-key", metavar="PEM")
     p.add_argument("--pyodide", metavar="URL|PATH",
@@ -172,4 +190,7 @@ def add_commands(sub):
     w.add_argument("--max-batch", type=_number(int, 1), default=256, help="the most samples in one pass")
     w.add_argument("--max-tasks", type=_number(int, 1), default=None, help="leave after N tasks")
     w.add_argument("--cafile", metavar="PEM", help="trust this certificate (an https coordinator's self-signed one)")
+    w.add_argument("--speed", type=_number(float, 0, strict=True), default=None, metavar="IMAGES_PER_S",
+                   help="the images/s this worker expects to compute, told to the coordinator (its first task's "
+                        "deadline; measured afterwards)")
     w.set_defaults(func=_worker)

@@ -175,6 +175,27 @@ def _encode8(flat, out, block, codec):
     return scales
 
 
+def _peak(flat, codec):
+    """The maximum absolute value of ``flat`` as float32 (+0.0 for none or all zeros); ValueError
+    for NaN or infinity."""
+    peak = np.float32(max(-flat.min(), flat.max())) if flat.size else np.float32(0)  # NaN if any is
+    if not np.isfinite(peak):
+        raise _not_finite(codec, flat)
+    return peak if peak > 0 else np.float32(0)  # never -0.0
+
+
+def _encode_dettmers(flat, peak, out):
+    """Code bytes of ``flat`` with the scale ``peak`` into ``out[:n]``, then the scale."""
+    n = flat.size
+    scale = peak if peak > 0 else np.float32(1)
+    for s in range(0, n, _CHUNK):
+        x = flat[s:s + _CHUNK]
+        r = np.abs(x)
+        r /= scale
+        _codes(x, r, out[s:s + x.size])
+    out[n:] = np.array([peak], dtype=_F32).view(np.uint8)
+
+
 def encode(array, codec, block=256):
     """Encode a float32 array's values (column-major order) into bytes.
 
@@ -206,17 +227,7 @@ def encode(array, codec, block=256):
         return out.tobytes()
     out = np.empty(encoded_size(n, codec, block), dtype=np.uint8)
     if codec == "dettmers8":
-        peak = np.float32(max(-flat.min(), flat.max())) if n else np.float32(0)  # NaN if any is
-        if not np.isfinite(peak):
-            raise _not_finite(codec, flat)
-        peak = peak if peak > 0 else np.float32(0)  # never -0.0
-        scale = peak if peak > 0 else np.float32(1)
-        for s in range(0, n, _CHUNK):
-            x = flat[s:s + _CHUNK]
-            r = np.abs(x)
-            r /= scale
-            _codes(x, r, out[s:s + x.size])
-        out[n:] = np.array([peak], dtype=_F32).view(np.uint8)
+        _encode_dettmers(flat, _peak(flat, codec), out)
     else:
         scales = _encode8(flat, out, int(block), codec)
         out[n:] = scales.astype(_F32).view(np.uint8)
@@ -291,6 +302,84 @@ def _decode8(codes, scales, block):
     return out
 
 
+def piece_bounds(n, codec, max_bytes, block=256):
+    """Where to cut a tensor of ``n`` values into pieces of at most about ``max_bytes`` encoded
+    bytes each (every cut a multiple of ``block`` values, as :func:`piece` needs for ``block8``).
+
+    Returns:
+        [(lo, hi), ...] covering 0..n in order (one piece when it fits; none when n is 0).
+
+    Example:
+        >>> piece_bounds(1000, "dettmers8", 512)
+        [(0, 512), (512, 1000)]
+    """
+    _check(codec, block)
+    per_value = {"raw": 4, "fp16": 2, "dettmers8": 1, "block8": 1}[codec]
+    step = max(int(block), max_bytes // per_value // int(block) * int(block))
+    return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+
+def piece(data, codec, n, lo, hi, block=256):
+    """The encoding of values ``lo .. hi - 1`` of a tensor of ``n`` values, cut from ``data``, the
+    tensor's whole encoding: decoding it gives exactly those values of ``decode(data)`` (an
+    8-bit piece keeps its tensor's scale, or its blocks' scales).
+
+    Args:
+        data: ``encode(tensor, codec, block)``.
+        codec, block: as in :func:`encode`.
+        n: the tensor's number of values.
+        lo, hi: the piece, 0 <= lo < hi <= n; for ``block8``, lo a multiple of block and hi
+            one too unless it is n.
+    Returns:
+        bytes, ``encoded_size(hi - lo, codec, block)`` long.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([1.0, -0.5, 0.25], dtype=np.float32)
+        >>> decode(piece(encode(x, "dettmers8"), "dettmers8", 3, 1, 3), "dettmers8", 2).tolist()
+        [-0.49296873807907104, 0.24765625596046448]
+    """
+    _check(codec, block)
+    block = int(block)
+    if not (0 <= lo < hi <= n) or (codec == "block8" and (lo % block or (hi % block and hi != n))):
+        raise ValueError(f"{codec}: piece {lo}..{hi} of {n} values is not a valid cut (block {block})")
+    buf = memoryview(data).cast("B")
+    if len(buf) != encoded_size(n, codec, block):
+        raise ValueError(f"{codec}: {len(buf)} bytes are not the encoding of {n} values")
+    if codec == "raw":
+        return bytes(buf[4 * lo:4 * hi])
+    if codec == "fp16":
+        return bytes(buf[2 * lo:2 * hi])
+    if codec == "dettmers8":
+        return b"".join([buf[lo:hi], buf[n:n + 4]])
+    return b"".join([buf[lo:hi], buf[n + 4 * (lo // block):n + 4 * -(-hi // block)]])
+
+
+def encode_pieces(array, codec, bounds, block=256):
+    """Encode a tensor piece after piece: yields, for each ``(lo, hi)`` of ``bounds`` (in order,
+    as :func:`piece_bounds` gives them), exactly ``piece(encode(array), codec, n, lo, hi)``, each
+    as soon as it is made (a ``dettmers8`` piece takes its tensor's maximum, found first).
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([1.0, -0.5, 0.25], dtype=np.float32)
+        >>> [p.hex() for p in encode_pieces(x, "dettmers8", [(0, 2), (2, 3)])]
+        ['7fe00000803f', '4b0000803f']
+    """
+    _check(codec, block)
+    flat = _flat(array, codec)
+    peak = _peak(flat, codec) if codec == "dettmers8" else None
+    for lo, hi in bounds:
+        if codec == "block8" and (lo % block or (hi % block and hi != flat.size)):
+            raise ValueError(f"{codec}: piece {lo}..{hi} of {flat.size} values is not a valid cut (block {block})")
+        if codec == "dettmers8":
+            out = np.empty(hi - lo + 4, dtype=np.uint8)
+            _encode_dettmers(flat[lo:hi], peak, out)
+            yield out.tobytes()
+        else:
+            yield encode(flat[lo:hi], codec, block)
+
+
 class ErrorFeedback:
     """Per-tensor residuals for error-feedback compression (on a worker).
 
@@ -339,6 +428,25 @@ class ErrorFeedback:
             res[bad] = 0
         self.residuals[name] = res
         return data
+
+    def compress_pieces(self, name, array, codec, bounds, block=256):
+        """:meth:`compress`, piece after piece: yields the bytes of each ``(lo, hi)`` of ``bounds``
+        (those of ``piece(compress(...), ...)``) as soon as it is encoded; the residual is complete
+        once the last piece has been taken."""
+        x = np.asarray(array, dtype=np.float32)
+        old = self.residuals.get(name)
+        if old is not None:
+            if old.shape != x.shape:
+                raise ValueError(f"error feedback {name!r}: shape {x.shape} differs from the residual's {old.shape}")
+            x = x + old
+        flat = _flat(x, codec)
+        res = np.empty(flat.size, np.float32)
+        for (lo, hi), data in zip(bounds, encode_pieces(flat, codec, bounds, block)):
+            r = res[lo:hi]
+            np.subtract(flat[lo:hi], decode(data, codec, hi - lo, block), out=r)
+            r[~np.isfinite(r)] = 0
+            yield data
+        self.residuals[name] = res.reshape(x.shape, order="F")
 
     def reset(self, name=None):
         """Forget the residual of ``name``, or all of them when ``name`` is None."""

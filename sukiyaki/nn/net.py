@@ -273,7 +273,7 @@ class Net:
         self.store.zero_grad()
 
     # --- running ---
-    def forward(self, inputs, phase="test", need_backward=False, keep=(), seed=0, iteration=0):
+    def forward(self, inputs, phase="test", need_backward=False, keep=(), seed=0, iteration=0, before_layer=None):
         """Run the phase's schedule.
 
         Args:
@@ -282,6 +282,8 @@ class Net:
             need_backward: keep what backward() needs.
             keep: extra blob names to return besides the losses and final outputs.
             seed, iteration: key and counter of the random draws (dropout, augmentation).
+            before_layer: a function called with each layer's name just before it runs (e.g.
+                to wait until its weights have arrived), or None.
         Returns:
             (blobs, ctx): the kept blobs by name (matrices on the device), and the context
             backward() takes.
@@ -308,6 +310,8 @@ class Net:
         first = True
         for d in sched.order:
             layer = self.layers[d["name"]]
+            if before_layer is not None:
+                before_layer(d["name"])
             outs = layer.forward([blobs[b] for b in d["inputs"]], ctx)
             if first and not layer.is_data:
                 first = False
@@ -392,12 +396,17 @@ class Net:
             arr = arr.reshape(1, -1)
         return array(arr, klass=spec.klass, device=self.device)
 
-    def backward(self, blobs, ctx, loss_scale=1.0):
-        """Accumulate parameter gradients (into the store) from a forward(need_backward=True) pass."""
+    def backward(self, blobs, ctx, loss_scale=1.0, after_layer=None):
+        """Accumulate parameter gradients (into the store) from a forward(need_backward=True) pass.
+
+        ``after_layer``, when given, is called with each layer's name once its backward has
+        run (its parameters' gradients of this pass are then in the store: the last layers
+        come first), and with the names of the layers backward skips, at the end.
+        """
         sched = self.schedules[ctx.phase]
         ops = self.ops
         self._use_flags(sched)
-        deltas = {}
+        deltas, done = {}, set()
         for b in sched.losses:
             deltas[b] = ops.wrap(ops.full((1, 1), np.float32(loss_scale)))
         for d in reversed(sched.order):
@@ -417,20 +426,30 @@ class Net:
             for b, flag, delta in zip(d["inputs"], sched.input_grad[d["name"]], bottoms):
                 if flag and delta is not None:
                     deltas[b] = delta if b not in deltas else self._sum(deltas[b], delta)
+            if after_layer is not None:
+                after_layer(d["name"])
+                done.add(d["name"])
+        if after_layer is not None:
+            for d in reversed(sched.order):
+                if d["name"] not in done:
+                    after_layer(d["name"])
 
     def _sum(self, a, b):
         ops = self.ops
         x = ops.native(a)
         return ops.wrap(ops.add(x, ops.native(b, x.shape)))
 
-    def train_batch(self, inputs, loss_scale=1.0, seed=0, iteration=0):
+    def train_batch(self, inputs, loss_scale=1.0, seed=0, iteration=0, before_layer=None, after_layer=None):
         """Forward and backward on one (sub-)batch in the train phase, gradients added to the store.
+
+        ``before_layer`` and ``after_layer``: see :meth:`forward` and :meth:`backward`.
 
         Returns:
             {loss blob: 1x1 Matrix on the device} (``float(m)`` reads one back).
         """
-        blobs, ctx = self.forward(inputs, "train", need_backward=True, seed=seed, iteration=iteration)
-        self.backward(blobs, ctx, loss_scale)
+        blobs, ctx = self.forward(inputs, "train", need_backward=True, seed=seed, iteration=iteration,
+                                  before_layer=before_layer)
+        self.backward(blobs, ctx, loss_scale, after_layer=after_layer)
         return {b: blobs[b] for b in self.schedules["train"].losses}
 
 

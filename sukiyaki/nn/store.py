@@ -119,8 +119,9 @@ class ParamStore:
         return out
 
     def load_arrays(self, arrays):
-        """Write {name: host array} into the buffer in place (one transfer each way); every
-        name and size is checked before anything is written."""
+        """Write {name: host array} into the buffer in place (one transfer each way, or, for a
+        few entries, one upload each into their views); every name and size is checked before
+        anything is written."""
         for name, a in arrays.items():
             e = self.entries.get(name)
             if e is None:
@@ -128,6 +129,12 @@ class ParamStore:
             if np.asarray(a).size != e.size:
                 raise ValueError(f"parameter {name!r} has {np.asarray(a).size} values, the store expects "
                                  f"{e.size} {e.shape}")
+        if 4 * sum(self.entries[n].size for n in arrays) < self.size:  # a few: through their views
+            for name, a in arrays.items():
+                e = self.entries[name]
+                flat = np.asarray(a, dtype=self.dtype).reshape(e.shape, order="F").reshape(-1, order="F")
+                self.ops.assign_(self.ops.view(self.data, e.offset, (e.size,)), self.ops.upload(flat))
+            return
         flat = self.to_numpy() if set(arrays) != set(self.entries) else np.zeros(self.size, self.dtype)
         for name, a in arrays.items():
             e = self.entries[name]

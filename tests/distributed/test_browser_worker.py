@@ -103,7 +103,7 @@ class Cluster:
             if w is not None and w.samples_done > before:
                 self.accepted[name] = self.accepted.get(name, 0) + w.samples_done - before
 
-        server.on_result = on_result  # reached through the HANDLERS patch below
+        server.on_result = on_result  # frames are dispatched through the instance
         runner = web.AppRunner(make_app(server), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port)
@@ -144,16 +144,6 @@ class Cluster:
             self.loop.call_soon_threadsafe(self._stop.set)
             self.thread.join(30)
         assert not self.thread.is_alive(), "the coordinator thread did not end"
-
-
-# CoordinatorServer dispatches RESULT through the module's HANDLERS table (functions of the class),
-# so the instance attribute above would be skipped: route RESULT through the instance.
-@pytest.fixture(autouse=True)
-def _result_through_instance(monkeypatch):
-    from sukiyaki.distributed import protocol as P
-    from sukiyaki.distributed.coordinator import app as app_module
-
-    monkeypatch.setitem(app_module.HANDLERS, P.RESULT, lambda self, wid, frame, now: self.on_result(wid, frame, now))
 
 
 @pytest.fixture(scope="module")

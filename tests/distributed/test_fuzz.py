@@ -32,6 +32,7 @@ from sukiyaki.distributed.worker import Worker
 
 import dist_helpers as D  # noqa: E402
 
+V = b'{"v":%d,' % P.VERSION  # the start of a header of this version, as bytes
 RUN = dict(batch_size=32, iterations=8, seed=7, shard_size=8, deterministic=True, deadline=120.0)
 GATE = 6  # the honest worker holds its tasks of iterations >= GATE until the fuzzer is done
 FRAMES_PER_CONNECTION = 12  # a fresh connection before the coordinator's bad-frame limit (20)
@@ -134,8 +135,8 @@ def raw_frame(header, tail=b""):
 
 
 def result_header(**over):
-    h = {"v": 1, "kind": "result", "seq": 1, "iteration": 0, "task": 1, "samples": 8, "loss": 0.5, "seconds": 0.1,
-         "tensors": []}
+    h = {"v": P.VERSION, "kind": "result", "seq": 1, "iteration": 0, "task": 1, "samples": 8, "loss": 0.5,
+         "seconds": 0.1, "tensors": []}
     h.update(over)
     return h
 
@@ -232,13 +233,13 @@ MALFORMED = {
     "bad_header_length": lambda: struct.pack("<I", 1 << 30) + b"{}",
     "header_length_past_end": lambda: struct.pack("<I", 50) + json.dumps(result_header()).encode()[:40],
     "not_json": lambda: raw_frame(b"{'v': 1, kind: result}"),
-    "not_utf8": lambda: raw_frame(b'{"v":1,"kind":"\xff"}'),
+    "not_utf8": lambda: raw_frame(V + b'"kind":"\xff"}'),
     "nested_40": lambda: raw_frame(result_header(x=json.loads("[" * 40 + "]" * 40))),
     "nested_100k": lambda: raw_frame(b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
-    "nan": lambda: raw_frame(b'{"v":1,"kind":"pong","t":NaN}'),
-    "infinity": lambda: raw_frame(b'{"v":1,"kind":"pong","t":Infinity}'),
-    "overflowing_float": lambda: raw_frame(b'{"v":1,"kind":"pong","t":-1e400}'),
-    "huge_integer": lambda: raw_frame(b'{"v":1,"kind":"pong","t":1.0,"n":' + b"7" * 6000 + b"}"),
+    "nan": lambda: raw_frame(V + b'"kind":"pong","t":NaN}'),
+    "infinity": lambda: raw_frame(V + b'"kind":"pong","t":Infinity}'),
+    "overflowing_float": lambda: raw_frame(V + b'"kind":"pong","t":-1e400}'),
+    "huge_integer": lambda: raw_frame(V + b'"kind":"pong","t":1.0,"n":' + b"7" * 6000 + b"}"),
     "header_is_a_list": lambda: raw_frame(b"[1,2,3]"),
     "unknown_kind": lambda: raw_frame(result_header(kind="gradient")),
     "wrong_version": lambda: raw_frame(result_header(v=0)),
@@ -405,12 +406,13 @@ def test_fuzzed_coordinator_answers_everything_and_trains_as_if_alone(cluster, r
         ("hello", r"^the first message must be a binary HELLO frame$"),
         (b"\x00\x01", r"^bad hello: frame of 2 bytes is too short"),
         (hello_frame() + b"\0", r"^bad hello: hello: 1 bytes after the last tensor$"),
-        (hello_frame(version=2), r"^protocol version 2 is not supported \(the coordinator speaks 1\)$"),
-        (raw_frame(dict(json.loads(hello_frame()[4:]), v=2)), r"^bad hello: protocol version 2 is not supported"),
+        (hello_frame(version=1), r"^protocol version 1 is not supported \(the coordinator speaks 2\)$"),
+        (raw_frame(dict(json.loads(hello_frame()[4:]), v=1)), r"^bad hello: protocol version 1 is not supported"),
         (hello_frame(codecs=["fp16"]), r"uses codec\(s\) \['raw'\], which the worker does not support$"),
         (hello_frame(max_batch=0), r"^hello: codecs must be a list of names and max_batch positive$"),
         (hello_frame(codecs=[1, 2]), r"^hello: codecs must be a list of names"),
-        (raw_frame({"v": 1, "kind": "hello", "token": D.TOKEN}), r"^bad hello: hello: missing field 'version'$"),
+        (raw_frame({"v": P.VERSION, "kind": "hello", "token": D.TOKEN}),
+         r"^bad hello: hello: missing field 'version'$"),
         (hello_frame(name="x" * 70_000), r"^bad hello: frame of \d+ bytes is over the limit of 65536$"),
     ]
     workers_before = c.read(lambda: set(st.workers))

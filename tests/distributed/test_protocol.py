@@ -13,6 +13,7 @@ from hypothesis import strategies as hs
 from sukiyaki.distributed import codec as C
 from sukiyaki.distributed import protocol as P
 
+V = b'{"v":%d,' % P.VERSION  # the start of a header of this version, as bytes
 SAMPLE = {str: "text é", int: 7, float: 1.25, list: [{"name": "a", "type": "b"}, "raw"], dict: {"k": [1, 2.5, None]}}
 
 
@@ -27,7 +28,7 @@ def frame_bytes(header, tail=b""):
 
 
 def pong(**over):
-    h = {"v": 1, "kind": "pong", "seq": 0, "t": 1.0, "tensors": []}
+    h = {"v": P.VERSION, "kind": "pong", "seq": 0, "t": 1.0, "tensors": []}
     h.update(over)
     return h
 
@@ -41,7 +42,7 @@ def with_tensor(entry, tail):
 
 def test_every_kind_has_fields_and_a_direction():
     assert set(P.FIELDS) == set(P.KINDS) == set(P.TO_COORDINATOR) | set(P.TO_WORKER)
-    assert len(P.KINDS) == len(set(P.KINDS)) == 10
+    assert len(P.KINDS) == len(set(P.KINDS)) == 11
 
 
 @pytest.mark.parametrize("kind", P.KINDS)
@@ -96,30 +97,31 @@ LIMITS = {
     "not_utf8": (frame_bytes(b"\xff\xfe{}"), None, r"the header is not JSON"),
     "not_json": (frame_bytes(b"{'v': 1}"), None, r"the header is not JSON"),
     "truncated_json": (frame_bytes(json.dumps(pong()).encode()[:-3]), None, r"the header is not JSON"),
-    "nan": (frame_bytes(b'{"v":1,"kind":"pong","t":NaN}'), None, r"the header holds NaN, which JSON does not allow"),
-    "infinity": (frame_bytes(b'{"v":1,"kind":"pong","t":-Infinity}'), None, r"holds -Infinity"),
-    "overflow_float": (frame_bytes(b'{"v":1,"kind":"pong","t":1e999}'), None,
+    "nan": (frame_bytes(V + b'"kind":"pong","t":NaN}'), None, r"the header holds NaN, which JSON does not allow"),
+    "infinity": (frame_bytes(V + b'"kind":"pong","t":-Infinity}'), None, r"holds -Infinity"),
+    "overflow_float": (frame_bytes(V + b'"kind":"pong","t":1e999}'), None,
                        r"pong: field 't' must be finite, got inf"),
-    "huge_int": (frame_bytes(b'{"v":1,"kind":"pong","t":1.0,"x":' + b"9" * 5000 + b"}"), None,
+    "huge_int": (frame_bytes(V + b'"kind":"pong","t":1.0,"x":' + b"9" * 5000 + b"}"), None,
                  r"the header is not JSON \(Exceeds the limit"),
     "deep_nesting": (frame_bytes(pong(x=json.loads("[" * 40 + "]" * 40))), None, r"nests deeper than 32 levels"),
     "very_deep_nesting": (frame_bytes(b'{"x":' + b"[" * 200_000 + b"]" * 200_000 + b"}"), None, r"nests too deeply"),
     "not_an_object": (frame_bytes([1, 2]), None, r"the header must be a JSON object, got list"),
-    "wrong_version": (frame_bytes(pong(v=2)), None, r"protocol version 2 is not supported \(this side speaks 1\)"),
+    "wrong_version": (frame_bytes(pong(v=1)), None, r"protocol version 1 is not supported \(this side speaks 2\)"),
     "no_version": (frame_bytes({"kind": "pong", "t": 1.0}), None, r"protocol version None is not supported"),
     "version_true": (frame_bytes(pong(v=True)), None, r"protocol version True is not supported"),
-    "version_float": (frame_bytes(pong(v=1.0)), None, r"protocol version 1.0 is not supported"),
+    "version_float": (frame_bytes(pong(v=2.0)), None, r"protocol version 2.0 is not supported"),
     "unknown_kind": (frame_bytes(pong(kind="gimme")), None, r"unknown message kind 'gimme'"),
     "kind_not_a_string": (frame_bytes(pong(kind=["pong"])), None, r"unknown message kind \['pong'\]"),
     "negative_seq": (frame_bytes(pong(seq=-1)), None, r"pong: seq must be a non-negative integer, got -1"),
     "bool_seq": (frame_bytes(pong(seq=True)), None, r"seq must be a non-negative integer, got True"),
-    "missing_field": (frame_bytes({"v": 1, "kind": "result", "iteration": 1}), None, r"result: missing field 'task'"),
+    "missing_field": (frame_bytes({"v": P.VERSION, "kind": "result", "iteration": 1}), None,
+                      r"result: missing field 'task'"),
     "wrong_type": (frame_bytes(pong(t="soon")), None, r"pong: field 't' must be float, got str"),
-    "bool_for_int": (frame_bytes({"v": 1, "kind": "hello", "token": "t", "version": True, "name": "n", "backend": "b",
-                                  "device": "d", "codecs": [], "max_batch": 1}), None,
+    "bool_for_int": (frame_bytes({"v": P.VERSION, "kind": "hello", "token": "t", "version": True, "name": "n",
+                                  "backend": "b", "device": "d", "codecs": [], "max_batch": 1}), None,
                      r"hello: field 'version' must be int, got bool"),
     "bool_for_float": (frame_bytes(pong(t=False)), None, r"field 't' must be float, got bool"),
-    "int_for_str": (frame_bytes({"v": 1, "kind": "bye", "reason": 3}), None,
+    "int_for_str": (frame_bytes({"v": P.VERSION, "kind": "bye", "reason": 3}), None,
                     r"bye: field 'reason' must be str, got int"),
     "tensors_not_list": (frame_bytes(pong(tensors={"x": 1})), None, r"'tensors' must be a list of at most 4096"),
     "too_many_tensors": (frame_bytes(pong(tensors=[{}] * (P.MAX_TENSORS + 1))), None, r"at most 4096 entries"),
@@ -209,7 +211,8 @@ ENTRY = hs.fixed_dictionaries({}, optional={"name": hs.text(max_size=3) | JSON,
                                               "reason", "token", "codecs"]), JSON, max_size=4),
        entries=hs.lists(ENTRY, max_size=3), tail=hs.binary(max_size=64))
 def test_decode_raises_nothing_but_protocol_errors_on_structured_junk(kind, extra, entries, tail):
-    header = {"v": 1, "kind": kind, **sample_fields(kind if kind in P.FIELDS else P.PONG), **extra, "tensors": entries}
+    header = {"v": P.VERSION, "kind": kind, **sample_fields(kind if kind in P.FIELDS else P.PONG), **extra,
+              "tensors": entries}
     data = frame_bytes(json.dumps(header).encode(), tail)
     try:
         f = P.decode_frame(data, max_bytes=1 << 16)

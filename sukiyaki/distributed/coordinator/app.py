@@ -17,6 +17,13 @@ with the join token first; every frame is checked by ``protocol.decode_frame`` (
 limits, kinds, shapes), rate-limited per worker, and a bad one is answered with REJECT
 and logged, the model untouched.
 
+Streaming: the weights of each version are encoded once, in a thread, and sent to each
+worker in PARAMS parts as they are ready (:mod:`.broadcast`), after the worker's TASK; the
+workers' GRADS parts are decoded (and their sums of squares taken) in threads, then handed
+to the state, which adds them to the round's sums as they come. Frames are dispatched to
+the handler methods through the instance (``getattr(self, HANDLERS[kind])``), so a subclass
+may override one.
+
 Example:
     >>> app = make_app(state, join_token="t", admin_token="a")   # doctest: +SKIP
     >>> web.run_app(app, host="127.0.0.1", port=8765)             # doctest: +SKIP
@@ -34,8 +41,10 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from sukiyaki.distributed import protocol as P
+from sukiyaki.distributed.coordinator.broadcast import Broadcast
 from sukiyaki.distributed.coordinator.checkpoint import checkpoint_bytes
-from sukiyaki.distributed.coordinator.state import Close, Log, Send, WorkerInfo
+from sukiyaki.distributed.coordinator.state import Close, Log, Send, SendParams, WorkerInfo
+from sukiyaki.distributed.coordinator.uploads import piece_stats
 from sukiyaki.nn.params import atomic_write, save_safetensors
 from sukiyaki.nn.weights import weight_arrays, weights_metadata
 
@@ -45,8 +54,10 @@ HELLO_TIMEOUT = 10.0
 PING_EVERY = 2.0
 #: A worker silent for this long is lost: its work goes to others.
 SILENCE_LIMIT = 15.0
-#: Messages a worker may send per second (a bucket of twice as many for bursts).
+#: Messages a worker may send per second (a bucket of twice as many for bursts). Frames of at
+#: least BULK_BYTES (the parts of an upload) are not counted: their rate is their link's.
 RATE_LIMIT = 200.0
+BULK_BYTES = 64 << 10
 
 
 #: Frames over this many bytes are encoded and decoded in a thread, off the event loop.
@@ -63,6 +74,16 @@ async def _off_loop(fn, nbytes, *args, **kwargs):
 def _size(tensors):
     """Bytes of a message's tensors, roughly (what decides whether encoding leaves the loop)."""
     return sum(len(t[1].data) if isinstance(t[1], P.Encoded) else getattr(t[1], "nbytes", 0) for t in tensors)
+
+
+def _decode(data, max_bytes):
+    """A worker's frame, decoded and checked, with each float32 piece's (finite, sum of squares)
+    taken too (``piece.stats``): the heavy part of an upload, done where the caller runs it."""
+    frame = P.decode_frame(data, max_bytes=max_bytes)
+    for p in frame.pieces:
+        if p.dtype == "float32":
+            p.stats = piece_stats(p.array)
+    return frame
 
 
 class Connection:
@@ -100,10 +121,13 @@ class CoordinatorServer:
         pyodide: where the browser worker page (/worker) loads Pyodide: None (the official
             CDN), an http(s) URL, or a local folder served under /pyodide/ (see
             :func:`sukiyaki.web.server.pyodide_source`; ValueError when it is not one).
+        metrics_log: a path to which JSON lines are appended, as ``sukiyaki train --log``
+            writes them: one per iteration (iteration, loss, images_per_s, time) and one per
+            validation (iteration, validation, time); None: none.
     """
 
     def __init__(self, state, join_token, admin_token, checkpoint=None, checkpoint_every=100, link=None,
-                 pyodide=None):
+                 pyodide=None, metrics_log=None):
         from sukiyaki.web.server import pyodide_source
 
         self.pyodide = pyodide_source(pyodide)
@@ -122,6 +146,11 @@ class CoordinatorServer:
         limit = 4 * sum(e.size for e in state.net.store.entries.values())
         self.max_frame = 2 * limit + (1 << 20)  # weights or gradients of the whole network, with room
         self._tasks = []
+        self.broadcast = None  # the current version's PARAMS parts (Broadcast)
+        self._streams = {}  # worker id -> the Task streaming it PARAMS
+        self.metrics_log = metrics_log
+        self._logged_at = state.iteration
+        self._log_clock = (time.monotonic(), state.samples_total)
 
     # ------------------------------------------------------------------ actions
     async def run_actions(self, actions):
@@ -130,6 +159,8 @@ class CoordinatorServer:
                 log.info(a.text)
             elif isinstance(a, Send):
                 await self.send(a.worker, a.kind, a.fields, a.tensors)
+            elif isinstance(a, SendParams):
+                self.stream_params(a.worker)
             elif isinstance(a, Close):
                 conn = self.connections.get(a.worker)
                 if conn is not None:
@@ -144,6 +175,42 @@ class CoordinatorServer:
             conn.seq += 1
             data = await _off_loop(P.encode_frame, _size(tensors), kind, fields, tensors, seq=conn.seq)
             await self._send_bytes(wid, conn, data)
+
+    # ------------------------------------------------------------------ weights, streamed
+    def current_broadcast(self):
+        """The Broadcast of the current weights (started when first asked for)."""
+        st = self.state
+        if self.broadcast is None or self.broadcast.key != (st.iteration, st.weights_generation):
+            self.broadcast = Broadcast(st, asyncio.get_running_loop())
+        return self.broadcast
+
+    def stream_params(self, wid):
+        """Send a worker the current weights, part after part as they are encoded (in a Task: the
+        other actions go on); a stream still running to that worker is cancelled."""
+        old = self._streams.pop(wid, None)
+        if old is not None and not old.done():
+            old.cancel()
+        task = asyncio.get_running_loop().create_task(self._stream(wid, self.current_broadcast()))
+        self._streams[wid] = task
+        task.add_done_callback(lambda t: self._streams.pop(wid, None) if self._streams.get(wid) is t else None)
+
+    async def _stream(self, wid, bc):
+        for k in range(bc.parts):
+            await bc.ready[k].wait()
+            conn = self.connections.get(wid)
+            if bc.error or conn is None or conn.ws.closed:
+                return
+            fields = {"version": bc.version, "codec": bc.codec, "part": k, "parts": bc.parts}
+            async with conn.sending:
+                conn.seq += 1
+                data = P.encode_header(P.PARAMS, fields, bc.entries[k], conn.seq) + bc.payloads[k]
+                await self._send_bytes(wid, conn, data)
+
+    async def _weights_settled(self):
+        """Wait until the current weights are encoded (they must not change under the encoder)."""
+        bc = self.broadcast
+        if bc is not None and not bc.encoded.is_set():
+            await bc.encoded.wait()
 
     async def _send_bytes(self, wid, conn, data):
         self.bytes_out += len(data)
@@ -218,7 +285,11 @@ class CoordinatorServer:
         missing = {self.state.settings.codec_down, self.state.settings.codec_up} - set(f["codecs"])
         if missing:
             return f"this run uses codec(s) {sorted(missing)}, which the worker does not support"
-        return WorkerInfo(f["name"][:64], f["backend"][:32], f["device"][:64], list(f["codecs"]), f["max_batch"])
+        speed = f.get("speed")
+        if speed is not None and not speed > 0:
+            return f"hello: speed must be positive samples/s, got {speed!r}"
+        return WorkerInfo(f["name"][:64], f["backend"][:32], f["device"][:64], list(f["codecs"]), f["max_batch"],
+                          None if speed is None else float(speed))
 
     async def _receive(self, wid, msg):
         conn = self.connections[wid]
@@ -236,18 +307,18 @@ class CoordinatorServer:
             w.bytes_in += len(msg.data)
         if self.link is not None:
             await self.link.pace(len(msg.data))
-        if not conn.allow():
+        if len(msg.data) < BULK_BYTES and not conn.allow():
             await self._bad(wid, f"over the rate limit of {RATE_LIMIT:.0f} messages/s: dropped")
             return
         try:  # a large frame decodes in a thread: the loop goes on answering the others meanwhile
-            frame = await _off_loop(P.decode_frame, len(msg.data), msg.data, max_bytes=self.max_frame)
+            frame = await _off_loop(_decode, len(msg.data), msg.data, self.max_frame)
         except P.ProtocolError as exc:
             await self._bad(wid, f"bad frame: {exc}")
             return
         if frame.kind not in P.TO_COORDINATOR or frame.kind == P.HELLO:
             await self._bad(wid, f"{frame.kind} is not a message a joined worker sends")
             return
-        await HANDLERS[frame.kind](self, wid, frame, now)
+        await getattr(self, HANDLERS[frame.kind])(wid, frame, now)
 
     async def _bad(self, wid, reason):
         conn = self.connections.get(wid)
@@ -258,7 +329,11 @@ class CoordinatorServer:
             if conn.errors >= 20:
                 await self.run_actions([Close(wid, "too many bad frames")])
 
+    async def on_grads(self, wid, frame, now):
+        await self.run_actions(self.state.on_grads(wid, frame, now))
+
     async def on_result(self, wid, frame, now):
+        await self._weights_settled()  # the round may end here: no optimizer step under the encoder
         await self.run_actions(self.state.on_result(wid, frame, now))
         await self._after_round()
 
@@ -277,6 +352,8 @@ class CoordinatorServer:
     # ------------------------------------------------------------------ housekeeping
     async def _after_round(self):
         st = self.state
+        if st.iteration != self._logged_at:
+            self._log_iteration()
         cycle = st.settings.val_cycle
         if cycle and st.iteration and (st.iteration % cycle == 0 or st.stopped) \
                 and getattr(self, "_validated_at", -1) != st.iteration:
@@ -312,10 +389,39 @@ class CoordinatorServer:
         metrics = {k: v for k, v in result.items() if k != "images"}
         st.validations.append((iteration, metrics))
         log.info(f"iteration {iteration}: " + ", ".join(f"val {k} {v:.4f}" for k, v in metrics.items()))
+        self._write_metrics({"iteration": iteration, "validation": {k: float(v) for k, v in metrics.items()},
+                             "time": round(time.time(), 3)})
+
+    # ------------------------------------------------------------------ the metrics log
+    def _log_iteration(self):
+        """One JSON line per round finished since the last call (as ``sukiyaki train --log``)."""
+        st = self.state
+        now, samples = time.monotonic(), st.samples_total
+        t0, s0 = self._log_clock
+        rate = (samples - s0) / max(now - t0, 1e-9)
+        new = []
+        for it, loss in reversed(st.history):  # (a round's first iteration, its loss)
+            if it < self._logged_at:
+                break
+            new.append((it, loss))
+        for it, loss in reversed(new):
+            self._write_metrics({"iteration": it + st.settings.local_steps, "loss": float(loss),
+                                 "images_per_s": round(rate, 3), "time": round(time.time(), 3)})
+        self._logged_at = st.iteration
+        self._log_clock = (now, samples)
+
+    def _write_metrics(self, record):
+        if self.metrics_log is None:
+            return
+        try:
+            with open(self.metrics_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            log.warning(f"metrics log {self.metrics_log}: cannot append ({exc.strerror or exc})")
 
     async def save(self):
         """Write the coordinator checkpoint (atomically, in a thread)."""
-        blob = checkpoint_bytes(self.state)
+        blob = checkpoint_bytes(self.state, log=self.metrics_log)
         await asyncio.to_thread(atomic_write, self.checkpoint, lambda f: f.write(blob))
         log.info(f"checkpoint written: {self.checkpoint} (iteration {self.state.iteration})")
 
@@ -395,10 +501,10 @@ class CoordinatorServer:
         return web.json_response({"ok": True, "action": action, "iteration": self.state.iteration})
 
 
-#: The handler of every kind a worker sends (checked below, when the module is imported).
-HANDLERS = {P.HELLO: CoordinatorServer.on_hello, P.RESULT: CoordinatorServer.on_result,
-            P.PONG: CoordinatorServer.on_pong, P.BYE: CoordinatorServer.on_bye}
-P.check_handlers(HANDLERS, P.TO_COORDINATOR, "coordinator")
+#: The handler method of every kind a worker sends (checked when the module is imported; frames
+#: are dispatched through the instance, so a subclass's override is the one called).
+HANDLERS = P.bind_handlers({P.HELLO: "on_hello", P.GRADS: "on_grads", P.RESULT: "on_result", P.PONG: "on_pong",
+                            P.BYE: "on_bye"}, CoordinatorServer, P.TO_COORDINATOR, "coordinator")
 
 
 def make_app(server):
@@ -420,7 +526,7 @@ def make_app(server):
 
     async def stop(app):
         server.done.set()
-        for t in server._tasks:
+        for t in server._tasks + list(server._streams.values()):
             t.cancel()
         for conn in list(server.connections.values()):
             await conn.ws.close()

@@ -25,8 +25,9 @@ OUTER_VELOCITY = OPTIMIZER_PREFIX + "outer_velocity"
 VERSION = 1
 
 
-def checkpoint_bytes(state):
-    """The checkpoint of a CoordinatorState, as safetensors bytes."""
+def checkpoint_bytes(state, log=None):
+    """The checkpoint of a CoordinatorState, as safetensors bytes (``log``: the path of the run's
+    metrics log, recorded so that a resumed run appends to the same file)."""
     from sukiyaki.nn.train import optimizer_config
 
     net = state.net
@@ -38,8 +39,21 @@ def checkpoint_bytes(state):
     meta["format"] = "sukiyaki-coordinator-checkpoint"
     meta[KEY] = json.dumps({"version": VERSION, "iteration": state.iteration, "iterator": state.iterator_before_round,
                             "settings": asdict(state.settings), "optimizer": optimizer_config(state.optimizer),
-                            "loss": state.history[-500:], "samples": state.samples_total}, sort_keys=True)
+                            "loss": state.history[-500:], "samples": state.samples_total,
+                            "log": None if log is None else os.fspath(log)}, sort_keys=True)
     return save_safetensors(None, tensors, metadata=meta)
+
+
+def recorded_log(path):
+    """The metrics log path a coordinator checkpoint recorded (None: none, or not readable)."""
+    try:
+        with open(path, "rb") as f:
+            _, meta = load_safetensors(f.read())
+        info = json.loads(meta.get(KEY, "{}"))
+    except (OSError, ValueError):
+        return None
+    log = info.get("log") if isinstance(info, dict) else None
+    return log if isinstance(log, str) else None
 
 
 def restore_checkpoint(state, path):

@@ -9,14 +9,20 @@ sum over the batch's shards is the batch's mean gradient whoever computed what; 
 and augmentation draw from Philox keyed by sample, so the split changes nothing. When
 every shard is in, the optimizer updates W and the next round starts.
 
-Faults: a task past its deadline, or whose worker leaves, has its shards handed to others;
-the round completes while one worker lives. A late or stale result is recognised by its
-task id and iteration and dropped. Every upload is checked (names, shapes, finite values,
-a norm bound) and a bad one is rejected with a reason, its shards reassigned, the model
-untouched.
+Uploads stream in (GRADS parts, then RESULT; :mod:`.uploads`): each piece is checked when it
+arrives and, outside the deterministic mode, added to the round's sums at once; the weights
+go out the same way, a TASK first and then the PARAMS parts in forward order
+(:class:`SendParams`, streamed by the I/O layer).
+
+Faults: a task past its deadline, or whose worker leaves, has its shards handed to others,
+and what its upload had added so far is taken out again; the round completes while one
+worker lives. A late or stale result is recognised by its task id and iteration and
+dropped. Every upload is checked (names, shapes, order of its pieces, finite values, a norm
+bound over the whole upload) and a bad one is rejected with a reason, its shards
+reassigned, the model untouched.
 
 Every event method takes the time ``now`` and returns a list of actions (:class:`Send`,
-:class:`Close`, :class:`Log`) for the I/O layer (``app.py``) to carry out.
+:class:`SendParams`, :class:`Close`, :class:`Log`) for the I/O layer (``app.py``) to carry out.
 
 Example:
     >>> st = CoordinatorState(Net("lenet"), Settings(batch_size=64))      # doctest: +SKIP
@@ -25,172 +31,45 @@ Example:
 
 import math
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 
 from sukiyaki.data.loader import BatchIterator
 from sukiyaki.distributed import protocol as P
+from sukiyaki.distributed.coordinator.records import (  # noqa: F401  (the state's vocabulary, imported from here)
+    STATE_PREFIX, Close, Log, Send, SendParams, Settings, Task, Worker, WorkerInfo)
+from sukiyaki.distributed.coordinator.uploads import Sums, Upload, piece_stats
 
 _F32 = np.float32
 NONFINITE = " (non-finite)"
-#: Names of running statistics (batch normalization) in PARAMS and RESULT frames.
-STATE_PREFIX = "state:"
-
-
-def _sum_of_squares(a, chunk=1 << 20):
-    """sum(a**2) in float64, a piece at a time (no float64 copy of a whole tensor)."""
-    flat = a.reshape(-1, order="A")  # a view of a C- or F-ordered array
-    total = 0.0
-    for lo in range(0, flat.size, chunk):
-        piece = flat[lo:lo + chunk].astype(np.float64)
-        total += float(np.dot(piece, piece))
-    return total
-
-
-@dataclass
-class Settings:
-    """A distributed run's settings (all JSON-able; they go to every worker).
-
-    Attributes:
-        batch_size: samples per iteration (the whole batch, over all workers).
-        iterations: rounds to run (None: until stopped).
-        seed: seed of the data order and of the random draws (dropout, augmentation).
-        shard_size: samples per shard, the unit of work (0: batch_size // 32, at least 1).
-        codec_down / codec_up: codec of the weights sent / of the gradients received.
-        deterministic: one shard per task, gradients summed in shard order: the weights are
-            bit-equal whatever the number of workers.
-        deadline: seconds a task may take at least; its deadline is the larger of this and
-            deadline_factor times the time the worker's measured speed predicts.
-        max_grad_norm: uploads whose gradient norm exceeds this are rejected (None: 1000
-            times the median of the accepted norms, once 5 are known).
-        val_cycle: validate on the coordinator every this many iterations (0: never).
-        local_steps: H > 1 is the low-communication mode (as DiLoCo): a round is H batches;
-            each worker takes H optimizer steps of its own (momentum SGD, inner_lr,
-            inner_momentum) on its share, and returns the change of its weights; the
-            coordinator averages the changes (weighted by samples) and takes the outer step,
-            Nesterov momentum with outer_lr and outer_momentum, on that average.
-    """
-
-    batch_size: int = 64
-    iterations: int = None
-    seed: int = 0
-    shard_size: int = 0
-    codec_down: str = "raw"
-    codec_up: str = "raw"
-    deterministic: bool = False
-    deadline: float = 30.0
-    deadline_factor: float = 5.0
-    max_grad_norm: float = None
-    val_cycle: int = 0
-    max_rejections: int = 5
-    local_steps: int = 1
-    inner_lr: float = 0.02
-    inner_momentum: float = 0.9
-    outer_lr: float = 0.7
-    outer_momentum: float = 0.5
-
-    def __post_init__(self):
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"settings: batch_size must be a positive integer, got {self.batch_size!r}")
-        if not self.shard_size:
-            self.shard_size = max(1, self.batch_size // 32)
-        if self.shard_size < 1 or self.shard_size > self.batch_size:
-            raise ValueError(f"settings: shard_size must be in 1..{self.batch_size}, got {self.shard_size}")
-        if isinstance(self.local_steps, bool) or not isinstance(self.local_steps, int) or self.local_steps < 1:
-            raise ValueError(f"settings: local_steps must be a positive integer, got {self.local_steps!r}")
-        if self.local_steps > 1 and self.deterministic:
-            raise ValueError("settings: the deterministic mode is synchronous (local_steps 1)")
-        from sukiyaki.distributed.codec import CODECS
-
-        for key in ("codec_down", "codec_up"):
-            if getattr(self, key) not in CODECS:
-                raise ValueError(f"settings: {key} must be one of {', '.join(CODECS)}, got {getattr(self, key)!r}")
-
-
-@dataclass
-class WorkerInfo:
-    """What a worker says of itself when it joins."""
-
-    name: str
-    backend: str
-    device: str
-    codecs: list = field(default_factory=lambda: ["raw"])
-    max_batch: int = 1 << 30
-
-
-@dataclass
-class Worker:
-    """A joined worker as the coordinator sees it."""
-
-    id: int
-    info: WorkerInfo
-    joined: float
-    last_seen: float
-    speed: float = None  # samples per second, measured
-    params_version: int = -1
-    task: int = None
-    samples_done: int = 0
-    rejected: int = 0
-    late: bool = False  # missed a deadline and has not answered since: no work while others can do it
-    bytes_in: int = 0
-    bytes_out: int = 0
-
-
-@dataclass
-class Task:
-    """Shards of a round given to one worker."""
-
-    id: int
-    iteration: int
-    worker: int
-    shards: list
-    ids: np.ndarray
-    sent: float
-    deadline: float
-
-
-@dataclass
-class Send:
-    """Send a message to a worker."""
-
-    worker: int
-    kind: str
-    fields: dict
-    tensors: list = field(default_factory=list)
-
-
-@dataclass
-class Close:
-    """Close a worker's connection (after sending it an error)."""
-
-    worker: int
-    reason: str
-
-
-@dataclass
-class Log:
-    """A line for the coordinator's log."""
-
-    text: str
 
 
 class Round:
     """One iteration's batch, cut into shards, and what has come back."""
 
-    def __init__(self, iteration, ids, shard_size, names):
+    def __init__(self, iteration, ids, shard_size, sums):
         self.iteration = iteration
         self.ids = ids
         self.shards = [ids[i:i + shard_size] for i in range(0, len(ids), shard_size)]
         self.pending = deque(range(len(self.shards)))
         self.done = set()
-        self.sum = {n: None for n in names}  # float64 running sums (arrival order)
-        self.per_shard = {}  # shard -> {name: float32} (deterministic mode)
+        self.sums = sums  # the gradient sums (uploads.Sums)
+        self.uploads = {}  # task id -> Upload still arriving
+        self.accepted = []  # Uploads accepted this round (what a rebuild sums)
+        self.per_shard = {}  # shard -> accepted Upload not yet added (deterministic mode: shard order)
+        self.next_shard = 0  # deterministic mode: shards before this one are in the sums
         self.loss = 0.0
         self.started = None
         self.nonfinite = set()  # workers whose upload for this round held NaN or infinity
         self.state_sum = {}  # running statistics, weighted sums
         self.states = {}  # shard -> {name: weighted statistics} (deterministic mode)
+        self.uploads_made = 0
+
+    @property
+    def sum(self):
+        """name -> the tensor's sum so far, or None when nothing was added to it."""
+        return self.sums.views
 
     @property
     def complete(self):
@@ -228,14 +107,19 @@ class CoordinatorState:
         self.history = []  # (iteration, mean loss)
         self.validations = []  # (iteration, {metric: value})
         self.accepted_norms = deque(maxlen=101)
-        self.broadcast = None  # the PARAMS tensors of broadcast_version (see _params_tensors)
         self.outer_velocity = None  # the outer momentum of the local-steps mode
         self.diverged = None  # why the run stopped, when it diverged
-        self.broadcast_version = -1
+        self.weights_generation = 0  # changes when W changes outside a round (a restored checkpoint)
         self.iterator_before_round = self.iterator.state_dict()
         self._next_worker = 1
         self._next_task = 1
         self.samples_total = 0
+        store = net.store
+        self._sum_layout = {n: (store.entries[n].offset, store.entries[n].size, store.entries[n].shape)
+                            for n in self.names}
+        self._sum_buffer = None  # the rounds' gradient sums (one float32 buffer, reused)
+        self._upload_names = set(self.names) | {STATE_PREFIX + n for n in self.state_names}
+        self._dropped = deque(maxlen=1024)  # tasks whose upload was refused or given up: later parts dropped quietly
 
     # ------------------------------------------------------------------ workers
     def add_worker(self, info, now):
@@ -273,7 +157,9 @@ class CoordinatorState:
         self.iterator_before_round = self.iterator.state_dict()  # what a checkpoint records mid-round
         batches = [self.iterator.next_batch()[0].reshape(-1) for _ in range(self.settings.local_steps)]
         ids = np.concatenate(batches).astype(np.int64)
-        self.round = Round(self.iteration, ids, self.settings.shard_size, self.names)
+        if self._sum_buffer is None:
+            self._sum_buffer = np.zeros(self.net.store.trained_size, dtype=_F32)
+        self.round = Round(self.iteration, ids, self.settings.shard_size, Sums(self._sum_layout, self._sum_buffer))
         self.round.started = now
         return []
 
@@ -314,54 +200,52 @@ class CoordinatorState:
                 break
         return actions
 
+    def predicted_seconds(self, w, samples):
+        """Seconds the worker should take for ``samples`` (its measured speed, else the speed it
+        declared, else the median measured speed of the others), or None when nothing says."""
+        speed = w.speed or w.info.speed
+        if not speed:
+            known = [x.speed for x in self.workers.values() if x.speed]
+            speed = float(np.median(known)) if known else None
+        return samples / speed if speed else None
+
     def _send_task(self, w, shards, now):
         rnd = self.round
         ids = np.concatenate([rnd.shards[s] for s in shards]).astype(np.int32)
-        predicted = len(ids) / w.speed if w.speed else 0.0
-        deadline = max(self.settings.deadline, self.settings.deadline_factor * predicted)
+        predicted = self.predicted_seconds(w, len(ids))
+        st = self.settings
+        if predicted:
+            deadline = max(st.deadline, st.deadline_factor * predicted)
+        else:
+            deadline = st.deadline if st.first_deadline is None else max(st.deadline, st.first_deadline)
         task = Task(self._next_task, rnd.iteration, w.id, shards, ids, now, now + deadline)
         self._next_task += 1
         self.tasks[task.id] = task
         w.task = task.id
-        actions = []
-        if w.params_version != self.iteration:
-            actions.append(self.params_message(w))
-            w.params_version = self.iteration
         sub = max(1, min(w.info.max_batch, len(ids)))
-        actions.append(Send(w.id, P.TASK, {"iteration": rnd.iteration, "task": task.id,
-                                           "loss_scale": len(ids) / len(rnd.ids), "deadline": deadline,
-                                           "sub_batch": sub, "params_version": self.iteration,
-                                           "local_steps": self.settings.local_steps},
-                            [("ids", ids, "raw")]))
+        # the TASK first, then the weights it needs, part after part: the worker starts as they arrive
+        actions = [Send(w.id, P.TASK, {"iteration": rnd.iteration, "task": task.id,
+                                       "loss_scale": len(ids) / len(rnd.ids), "deadline": deadline,
+                                       "sub_batch": sub, "params_version": self.iteration,
+                                       "local_steps": st.local_steps},
+                        [("ids", ids, "raw")])]
+        if w.params_version != self.iteration:
+            actions.append(SendParams(w.id, self.iteration))
+            w.params_version = self.iteration
         return actions
 
-    def params_message(self, w):
-        """The weights for a worker (see :meth:`_params_tensors`)."""
-        return Send(w.id, P.PARAMS, {"version": self.iteration, "codec": self.settings.codec_down},
-                    self._params_tensors())
-
-    def _params_tensors(self):
-        """The PARAMS tensors of this version, made once and shared by every worker's message.
-
-        Raw: W_t itself. A lossy codec: its bytes of W_t, encoded once; every worker decodes the
-        same bytes, so every worker holds the same copy B_t and no copy drifts.
-        """
-        if self.broadcast_version != self.iteration:
-            from sukiyaki.distributed import codec
-
-            c = self.settings.codec_down
-            w = self.net.store.arrays(names=self.names + self.state_names)
-            if c == "raw":
-                tensors = [(n, w[n], c) for n in self.names]
-            else:
-                tensors = [(n, P.Encoded(codec.encode(w[n], c), self.shapes[n]), c) for n in self.names]
-            self.broadcast = tensors + [(STATE_PREFIX + n, w[n], "raw") for n in self.state_names]
-            self.broadcast_version = self.iteration
-        return self.broadcast
+    def params_order(self):
+        """Names of what PARAMS carry, in forward (network) order: the trained parameters, and the
+        running statistics (``state:`` + name) where their layers are."""
+        entries = self.net.store.entries
+        return [n if entries[n].kind == "trained" else STATE_PREFIX + n for n in self.net.store.order
+                if entries[n].kind in ("trained", "state")]
 
     def weights_changed(self):
         """Say that W changed outside a round (a restored checkpoint): PARAMS are made afresh."""
-        self.broadcast_version = -1
+        self.weights_generation += 1
+        for w in self.workers.values():
+            w.params_version = -1
 
     def _cancel(self, task_id, why):
         task = self.tasks.pop(task_id, None)
@@ -370,11 +254,24 @@ class CoordinatorState:
         w = self.workers.get(task.worker)
         if w is not None and w.task == task_id:
             w.task = None
+        self._dropped.append(task_id)
         if self.round is not None and task.iteration == self.round.iteration:
+            self._discard_upload(task_id)
             for s in task.shards:
                 if s not in self.round.done:
                     self.round.pending.appendleft(s)
         return [Log(f"task {task_id} of worker {task.worker} ({len(task.ids)} samples) handed back: {why}")]
+
+    def _discard_upload(self, task_id):
+        """Take a task's partial upload out of the round: the tensors it touched are summed again
+        from the uploads still standing."""
+        rnd = self.round
+        up = rnd.uploads.pop(task_id, None)
+        if up is None:
+            return
+        standing = rnd.accepted + list(rnd.uploads.values())
+        for name in up.added:
+            rnd.sums.rebuild(name, [u for u in standing if name in u.added])
 
     def tick(self, now):
         """Deadlines: a task past its deadline is handed to others; its worker counts as slow."""
@@ -389,19 +286,124 @@ class CoordinatorState:
         return actions + (self.schedule(now) if actions else [])
 
     # ------------------------------------------------------------------ results
+    def _own_task(self, wid, f, kind):
+        """(the task a GRADS or RESULT frame belongs to, None), or (None, the actions refusing it)."""
+        task = self.tasks.get(f["task"])
+        if task is not None and task.worker == wid and task.iteration == f["iteration"]:
+            return task, None
+        if kind == P.GRADS and f["task"] in self._dropped:
+            return None, []  # more of an upload already refused or given up: dropped quietly
+        return None, [Send(wid, P.REJECT, {"reason": f"task {f['task']} of iteration {f['iteration']} is not one of "
+                                                     f"yours now (late, reassigned or unknown): dropped",
+                                           "refers_to": kind})]
+
+    def _upload(self, task):
+        rnd = self.round
+        up = rnd.uploads.get(task.id)
+        if up is None:
+            weight = len(task.ids) / len(rnd.ids) if self.settings.local_steps > 1 else 1.0
+            up = rnd.uploads[task.id] = Upload(task, rnd.uploads_made, weight)
+            rnd.uploads_made += 1
+        return up
+
+    def on_grads(self, wid, frame, now):
+        """A part of a worker's upload (GRADS): check its pieces and add them to the round's sums."""
+        w = self.workers.get(wid)
+        if w is None:
+            return []
+        task, refused = self._own_task(wid, frame.fields, P.GRADS)
+        if task is None:
+            return refused
+        up = self._upload(task)
+        part = frame.fields["part"]
+        if part != up.parts:
+            return self._refuse(w, task, f"part {part} of the upload arrived where part {up.parts} was due "
+                                         f"(out of order or repeated)", now, P.GRADS)
+        up.parts += 1
+        problem = self._take(up, frame.pieces, final=False)
+        return self._refuse(w, task, problem, now, P.GRADS) if problem else []
+
+    def _take(self, up, pieces, final):
+        """Check pieces of an upload and keep them (added to the sums outside the deterministic
+        mode); why they are refused, or None. A non-finite gradient is noted, not refused here."""
+        expected = self.shapes
+        extra = [p.name for p in pieces if p.name not in self._upload_names]
+        if extra:
+            missing = []
+            if final:
+                missing = sorted(self._upload_names - set(up.received) - {p.name for p in pieces})
+            return (f"gradient tensors do not match the parameters (missing {missing[:3]}, "
+                    f"unexpected {sorted(extra)[:3]})")
+        for p in pieces:
+            state = p.name.startswith(STATE_PREFIX)
+            name = p.name[len(STATE_PREFIX):] if state else p.name
+            shape = tuple(expected[name])
+            size = math.prod(shape)
+            try:
+                a = p.decode()
+            except P.ProtocolError as exc:
+                return str(exc)
+            if tuple(p.shape) != shape or a.dtype != _F32 or a.size != p.count:
+                what = "running statistic" if state else "gradient"
+                return f"{what} {name!r} has shape {tuple(p.shape)} {a.dtype}, expected {shape} float32"
+            got = up.received.get(p.name, 0)
+            if p.offset != got or got >= size:
+                return (f"{p.name!r}: elements {p.offset}..{p.offset + p.count - 1} arrived where "
+                        f"{'nothing more' if got >= size else f'element {got}'} was due (out of order or repeated)")
+            up.received[p.name] = got + p.count
+            finite, sumsq = p.stats if getattr(p, "stats", None) is not None else piece_stats(a)
+            if state:
+                if not finite:
+                    return f"running statistic {name!r} has shape {shape} float32 or non-finite values"
+                up.pieces.append(p)
+                continue
+            if not finite:
+                if up.nonfinite is None:
+                    up.nonfinite = f"gradient {name!r} holds NaN or infinite values{NONFINITE}"
+                    self._take_out(up)
+                continue
+            up.sumsq += sumsq
+            up.pieces.append(p)
+            if not self.settings.deterministic and up.nonfinite is None:
+                self.round.sums.add(name, p.offset, a, up.weight)
+                up.added.add(name)
+                if p.data is not None:
+                    p.array = None  # kept encoded (a rebuild decodes it again)
+        return None
+
+    def _take_out(self, up):
+        """What an upload added so far leaves the sums (it stays on the round's list until refused)."""
+        rnd = self.round
+        others = [u for u in rnd.accepted + list(rnd.uploads.values()) if u is not up]
+        for name in up.added:
+            rnd.sums.rebuild(name, [u for u in others if name in u.added])
+        up.added = set()
+
+    def _refuse(self, w, task, problem, now, kind):
+        """Refuse an upload: nothing of it stays, its shards go to others, its worker is told."""
+        w.rejected += 1
+        actions = [Send(w.id, P.REJECT, {"reason": problem, "refers_to": kind}),
+                   Log(f"worker {w.id}: upload rejected: {problem}")]
+        actions += self._cancel(task.id, "its upload was rejected")
+        if w.rejected >= self.settings.max_rejections:
+            actions += [Close(w.id, f"{w.rejected} uploads rejected")]
+            actions += self.remove_worker(w.id, now, f"disconnected after {w.rejected} rejected uploads")
+            return actions
+        return actions + self.schedule(now)
+
     def on_result(self, wid, frame, now):
-        """A worker's RESULT: check it, add it, and finish the round when it is complete."""
+        """A worker's RESULT (the end of its upload): check the whole upload, accept it, and
+        finish the round when it is complete."""
         w = self.workers.get(wid)
         if w is None:
             return []
         f = frame.fields
         w.late = False  # it answers (late results included): it may have work again
-        task = self.tasks.get(f["task"])
-        if task is None or task.worker != wid or task.iteration != f["iteration"]:
-            return [Send(wid, P.REJECT, {"reason": f"task {f['task']} of iteration {f['iteration']} is not one of "
-                                                   f"yours now (late, reassigned or unknown): dropped",
-                                         "refers_to": P.RESULT})]
-        problem = self._check_upload(task, frame)
+        task, refused = self._own_task(wid, f, P.RESULT)
+        if task is None:
+            return refused
+        up = self._upload(task)
+        problem = self._check_upload(task, up, frame)
         if problem and (problem.endswith(NONFINITE) or f.get("nonfinite")):
             # a worker's word is not enough to stop the run: the coordinator checks the claim itself
             if not self._finite_here(task):
@@ -415,15 +417,7 @@ class CoordinatorState:
             else:
                 problem += "; the coordinator's own step on these samples is finite"
         if problem:
-            w.rejected += 1
-            actions = [Send(wid, P.REJECT, {"reason": problem, "refers_to": P.RESULT}),
-                       Log(f"worker {wid}: upload rejected: {problem}")]
-            actions += self._cancel(task.id, "its upload was rejected")
-            if w.rejected >= self.settings.max_rejections:
-                actions += [Close(wid, f"{w.rejected} uploads rejected")]
-                actions += self.remove_worker(wid, now, f"disconnected after {w.rejected} rejected uploads")
-                return actions
-            return actions + self.schedule(now)
+            return self._refuse(w, task, problem, now, P.RESULT)
         # accepted
         del self.tasks[task.id]
         w.task = None
@@ -432,25 +426,30 @@ class CoordinatorState:
         w.speed = rate if w.speed is None else 0.7 * w.speed + 0.3 * rate
         w.samples_done += len(task.ids)
         rnd = self.round
+        del rnd.uploads[task.id]
+        rnd.accepted.append(up)
         share = len(task.ids) / len(rnd.ids)
+        states = {n: np.empty(math.prod(self.shapes[n]), np.float64) for n in self.state_names}
+        for p in up.pieces:
+            if p.name.startswith(STATE_PREFIX):
+                states[p.name[len(STATE_PREFIX):]][p.offset:p.offset + p.count] = up.values(p).reshape(-1, order="F")
         for n in self.state_names:  # running statistics: averaged, weighted by samples
-            v = frame.tensors[STATE_PREFIX + n].astype(np.float64) * share
+            v = states[n].reshape(self.shapes[n], order="F") * share
             if self.settings.deterministic:
                 rnd.states.setdefault(task.shards[0], {})[n] = v
             else:
                 rnd.state_sum[n] = v if n not in rnd.state_sum else rnd.state_sum[n] + v
-        if self.settings.deterministic:
-            rnd.per_shard[task.shards[0]] = {n: frame.tensors[n] for n in self.names}
-        else:  # a gradient already scaled by its share; a local-steps change weighted by its samples here
-            weight = len(task.ids) / len(rnd.ids) if self.settings.local_steps > 1 else 1.0
-            for n in self.names:  # float64 sums, added in place (no temporary the size of the network)
-                g = frame.tensors[n]
-                if rnd.sum[n] is None:
-                    rnd.sum[n] = np.zeros(g.shape, np.float64, order="F")
-                if weight == 1.0:
-                    np.add(rnd.sum[n], g, out=rnd.sum[n])
-                else:
-                    rnd.sum[n] += np.multiply(g, weight, dtype=np.float64)
+        if self.settings.deterministic:  # one shard a task: added in shard order, whatever the arrival order
+            rnd.per_shard[task.shards[0]] = up
+            while rnd.next_shard in rnd.per_shard:
+                done = rnd.per_shard.pop(rnd.next_shard)
+                for p in done.pieces:
+                    if not p.name.startswith(STATE_PREFIX):
+                        rnd.sums.add(p.name, p.offset, done.values(p))
+                        done.added.add(p.name)
+                        if p.data is not None:
+                            p.array = None  # kept encoded until the round ends
+                rnd.next_shard += 1
         rnd.loss += f["loss"]
         rnd.done.update(task.shards)
         actions = []
@@ -489,34 +488,29 @@ class CoordinatorState:
         self.diverged = f"training diverged at iteration {self.iteration}: {why} (try a lower learning rate)"
         return [Log(self.diverged)]
 
-    def _check_upload(self, task, frame):
-        """Why an upload is refused, or None."""
+    def _check_upload(self, task, up, frame):
+        """Why an upload is refused once its RESULT has come (its last pieces taken), or None."""
         f = frame.fields
         if f.get("nonfinite"):
             return f"the worker's loss is not finite{NONFINITE}"
         if f["samples"] != len(task.ids):
             return f"{f['samples']} samples reported, the task had {len(task.ids)}"
-        expected = set(self.names) | {STATE_PREFIX + n for n in self.state_names}
-        if set(frame.tensors) != expected:
-            missing = sorted(expected - set(frame.tensors))[:3]
-            extra = sorted(set(frame.tensors) - expected)[:3]
-            return f"gradient tensors do not match the parameters (missing {missing}, unexpected {extra})"
-        for n in self.state_names:
-            v = frame.tensors[STATE_PREFIX + n]
-            if tuple(v.shape) != tuple(self.shapes[n]) or v.dtype != _F32 or not np.all(np.isfinite(v)):
-                return f"running statistic {n!r} has shape {tuple(v.shape)} {v.dtype} or non-finite values"
-        total = 0.0
-        for n in self.names:
-            g = frame.tensors[n]
-            if tuple(g.shape) != tuple(self.shapes[n]) or g.dtype != _F32:
-                return f"gradient {n!r} has shape {tuple(g.shape)} {g.dtype}, expected {self.shapes[n]} float32"
-            if not np.all(np.isfinite(g)):
-                return f"gradient {n!r} holds NaN or infinite values{NONFINITE}"
-            total += _sum_of_squares(g)
+        if f.get("parts", 0) != up.parts:
+            return f"RESULT counts {f.get('parts', 0)} parts before it, {up.parts} arrived"
+        problem = self._take(up, frame.pieces, final=True)
+        if problem:
+            return problem
+        expected = {n: math.prod(self.shapes[n]) for n in self.names}
+        expected.update({STATE_PREFIX + n: math.prod(self.shapes[n]) for n in self.state_names})
+        short = sorted(n for n, size in expected.items() if up.received.get(n, 0) != size)
+        if short and up.nonfinite is None:
+            return f"gradient tensors do not match the parameters (missing {short[:3]}, unexpected [])"
+        if up.nonfinite is not None:
+            return up.nonfinite
         if not math.isfinite(f["loss"]):
             return f"loss {f['loss']!r} is not finite"
         # a gradient's norm per sample (tasks differ in size); a local-steps change as it is
-        norm = math.sqrt(total) / (max(len(task.ids), 1) if self.settings.local_steps == 1 else 1)
+        norm = math.sqrt(up.sumsq) / (max(len(task.ids), 1) if self.settings.local_steps == 1 else 1)
         bound = self.settings.max_grad_norm
         if bound is None and len(self.accepted_norms) >= 5:
             bound = 1000.0 * float(np.median(self.accepted_norms))
@@ -527,20 +521,8 @@ class CoordinatorState:
 
     def _finish_round(self, now):
         rnd = self.round
-        if self.settings.deterministic:
-            grads = {}
-            for n in self.names:
-                acc = np.zeros(self.shapes[n], dtype=np.float32)
-                for s in range(len(rnd.shards)):  # shard order: the same bits for any split
-                    acc += rnd.per_shard[s][n]
-                grads[n] = acc
-        else:
-            grads = {n: rnd.sum[n].astype(np.float32) for n in self.names}
         store = self.net.store
-        flat = np.zeros(store.trained_size, dtype=np.float32)
-        for n in self.names:
-            e = store.entries[n]
-            flat[e.offset:e.offset + e.size] = grads[n].reshape(-1, order="F")
+        flat = rnd.sums.finish()  # the sums, laid out as the store's trained prefix
         if self.state_names:
             if self.settings.deterministic:
                 stats = {n: sum(rnd.states[sh][n] for sh in sorted(rnd.states)) for n in self.state_names}
