@@ -206,6 +206,12 @@ class Worker:
             from sukiyaki.backends.numpy.threads import set_workers
 
             set_workers(1)  # a shard's gradient computed the same way on every worker
+        elif self.settings.get("deterministic"):
+            from sukiyaki.backends import get_backend
+
+            backend = get_backend(self.backend)
+            if callable(getattr(backend, "set_deterministic", None)):
+                backend.set_deterministic(True)  # cuda: cuDNN engines without atomics, no timing-based choice
         sources = {}
         for layer, path in f["data"].items():
             if path not in self._data:
