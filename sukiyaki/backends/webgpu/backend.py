@@ -85,7 +85,19 @@ class WebGPUBackend:
         self._counter = 0
         self.seed(None)
 
+    # --- custom kernels (sukiyaki.matrix.kernel; see user_kernel.py) ---
+    def compile_kernel(self, source, name):
+        from sukiyaki.backends.webgpu.user_kernel import compile_user_kernel
+
+        return compile_user_kernel(self, source, name)
+
+    def launch_kernel(self, kernel, args, threads, block):
+        from sukiyaki.backends.webgpu.user_kernel import launch_user_kernel
+
+        launch_user_kernel(self, kernel, args, threads, block)
+
     # ------------------------------------------------------------------ plumbing
+
     def _check_size(self, nbytes, shape, dtype):
         limit = self.device.limits.get("max-buffer-size")
         if limit and nbytes > limit:
