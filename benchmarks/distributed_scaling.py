@@ -13,19 +13,31 @@ machinery (processes, protocol, coordinator), not the scaling.
 Part B, VGG16 at scale, simulated: the coordinator holds the real VGG16 (138 M parameters, its
 ParamStore, momentum SGD, a tiny random data source of 256x256x3 uint8 images and 1000-class
 labels); it encodes, sends, receives, checks, decodes and sums for real, over the real protocol
-on loopback, paced by ``link.Throttle``: 1 Gbit/s for each worker, 10 Gbit/s for the coordinator.
-The workers are in-process :class:`Worker` subclasses, each with its own event loop in its own
-thread (as separate machines); what their own machines would compute is replaced by waits:
+(version 2: weights and gradients streamed layer by layer in parts of 4 MiB) on loopback, paced
+by ``link.Throttle``: 1 Gbit/s for each worker, 10 Gbit/s for the coordinator. The workers run
+in a second process (one thread and event loop each, as separate machines), so that their
+simulation costs CPU there, not in the coordinator's process (both share this machine's cores);
+they are :class:`Worker` subclasses that speak the real protocol through the real worker loop,
+and what their own machines would compute is replaced by waits:
 
-- compute: ``time.sleep(samples / rate)`` in the worker's compute thread (``_compute``, or
-  ``_local_steps`` for the H samples' worth of local steps);
+- compute: ``samples / rate`` seconds a task, split across VGG16's layers in proportion to each
+  layer's FLOPs (2 x weights x output positions for a convolution or linear layer, 0 for the
+  others), 1/3 in the forward pass and 2/3 in the backward pass (a convolution's or a linear
+  layer's backward is two products of its forward's size, for the input's and the weights'
+  gradients). Before each layer's forward wait, the worker waits until that layer's weights
+  have arrived; after each layer's backward wait, its gradient is reported and goes out while
+  the next layers' backward waits run. The local-steps mode waits ``samples / rate`` in one
+  piece (its weight change is known only after the H steps);
 - gradient encoding: a wait of the measured time the real path takes once (finiteness check and
   ``ErrorFeedback.compress`` with a residual for 8-bit codecs; raw serialization for fp32),
-  then the bytes of that one real encoding are sent (reused every iteration, shared by the
-  workers): encoding 138 M values per worker per iteration (1-3 s each here) for 8 workers
-  would make this 2-core machine, not the links, the bottleneck;
-- weight decoding: the PARAMS frame's header and sizes are checked, its tensors are not
-  decoded; the worker waits the measured time ``protocol.decode_frame`` takes on that frame.
+  split across the pieces in proportion to their size and taken in the worker's encoding thread
+  beside its backward pass (as a worker whose GPU computes while a CPU core encodes), then the
+  bytes of one real encoding are sent (reused every iteration, shared by the workers): encoding
+  138 M values per worker per iteration (1-3 s each here) for 8 workers would make this 2-core
+  machine, not the links, the bottleneck;
+- weight decoding: each PARAMS part's header and sizes are checked, its tensors are not decoded;
+  the worker waits the measured time ``protocol.decode_frame`` takes on the whole weights, in
+  proportion to the part's bytes.
 
 The gradients are real-shaped (small random values, one set shared by the workers; the
 workers keep no weights). Scenario P (the paper's): 5 images/s per worker, batch 256; scenario
@@ -35,31 +47,29 @@ L (laptop GPUs): 50 images/s. Modes: fp32 (raw both ways), 8bit (dettmers8 both 
 Rounds per point: one warm-up round, then ``--iterations`` (2) measured rounds, or 1 when the
 warm-up round took longer than ``--long-round-s`` (30 s); a point whose round is more than
 ``--no-warmup-above`` (40 s) of compute runs one measured round and no warm-up (P at 1 worker,
-P local at every N, L local at 1: the first round's extra seconds, about 2-3 s here, are small
-against it).
-That keeps the full run near an hour on this machine, where a round of 8 workers costs the
-coordinator a minute of CPU. The coordinator runs with ``Settings(deadline=3600)`` (the default
-30 s is shorter than a 1-worker round of P) and ``app.SILENCE_LIMIT`` raised to 900 s (at 15 s
-it drops workers whose RESULT waits behind the other workers' uploads, see SILENCE_LIMIT).
+P local at every N, L local at 1). The workers declare their speed when they join, so each
+task's deadline is 5 times what that speed predicts; the coordinator's silence limit is its
+default (15 s).
 
 Per point: the iteration time (median of the measured rounds; a round of the local mode is
 H = 8 iterations), images/s, speed-up over 1 worker of the same mode, bytes moved per round
-and per sample (the coordinator's bytes_in + bytes_out), the coordinator thread's CPU seconds
-per round, and two link references:
+and per sample (the coordinator's bytes_in + bytes_out), the CPU seconds per round of the
+coordinator's process (every thread) and of the simulated workers' process, and two link
+references:
 
-- link bound = S/(N r) + max((d+u)/Lw, N (d+u)/Ls): a worker's compute, plus its own link's
-  time for its weights down (d) and its gradient up (u), or the coordinator's link carrying all
-  N workers' traffic if that is longer (S samples a round, r images/s a worker, Lw = 1 Gbit/s,
-  Ls = 10 Gbit/s, d and u measured: the coordinator's bytes out and in per round / N);
-- throttle model = S/(N r) + (d+u)/Lw + (N d + u)/Ls: the best the Throttles as built allow:
-  a message is paced through the coordinator's link and then the worker's (store and forward,
-  not overlapped), and the coordinator sends the weights to one worker after another.
+- link bound = S/(N r) + max((d+u)/Lw, N (d+u)/Ls), the issue's: a worker's compute, plus its own
+  link's time for its weights down (d) and its gradient up (u), or the coordinator's link
+  carrying all N workers' traffic if that is longer (S samples a round, r images/s a worker,
+  Lw = 1 Gbit/s, Ls = 10 Gbit/s, d and u measured: the coordinator's bytes out and in per round
+  / N). It assumes the transfers wait for the compute: streaming beats it;
+- floor = max(S/(N r), (d+u)/Lw, N (d+u)/Ls): the same with the transfers wholly overlapped with
+  the compute, what no schedule can beat on these links.
 
 Goals (the issue's): P 8bit >= 3.8x at 4 workers and >= 7x at 8; L local >= 6.5x at 8; L 8bit
 within 15% of the link bound; local steps move >= 50x fewer bytes per sample than fp32.
 
 Usage:
-    python benchmarks/distributed_scaling.py                 # everything (60-70 min on 2 cores)
+    python benchmarks/distributed_scaling.py                 # everything (about an hour on 2 cores)
     python benchmarks/distributed_scaling.py --quick         # tiny network, 1-2 workers, seconds
     python benchmarks/distributed_scaling.py --parts sim --scenarios L --modes 8bit,local --workers 1,8
     python benchmarks/distributed_scaling.py --json benchmarks/results/distributed_scaling.json
@@ -74,7 +84,6 @@ import logging
 import math
 import os
 import platform
-import struct
 import subprocess
 import sys
 import tempfile
@@ -97,7 +106,7 @@ from sukiyaki.distributed.coordinator import app as coordinator_app  # noqa: E40
 from sukiyaki.distributed.coordinator.app import CoordinatorServer, make_app  # noqa: E402
 from sukiyaki.distributed.coordinator.state import CoordinatorState, Settings  # noqa: E402
 from sukiyaki.distributed.link import Throttle  # noqa: E402
-from sukiyaki.distributed.worker import HANDLERS, FatalError, Worker  # noqa: E402
+from sukiyaki.distributed.worker import FatalError, Worker  # noqa: E402
 from sukiyaki.nn import Net  # noqa: E402
 from sukiyaki.nn.train import make_optimizer  # noqa: E402
 
@@ -110,13 +119,6 @@ SCENARIOS = {"P": (5.0, 256, "the paper's: K80-class clients, 5 img/s each"),
 #: Mode: (codec both ways, local steps H).
 MODES = {"fp32": ("raw", 1), "8bit": ("dettmers8", 1), "block8": ("block8", 1), "local": ("dettmers8", 8)}
 PAPER = {4: "2.8x", 8: "saturated (29 s/it)"}
-#: A task may take this long before the coordinator hands it to another worker (Settings.deadline):
-#: the default 30 s is shorter than a P round of one worker (51 s of compute).
-DEADLINE = 3600.0
-#: Seconds of silence before the coordinator drops a worker (app.SILENCE_LIMIT, 15 s): raised
-#: here, since the coordinator's own backlog (VGG16 uploads checked and summed one after another
-#: on its event loop, several seconds each) counts as the waiting worker's silence.
-SILENCE_LIMIT = 900.0
 LOSS = math.log(1000.0)
 
 
@@ -132,22 +134,27 @@ async def serve(state, **server_kw):
     return server, runner, f"http://127.0.0.1:{port}"
 
 
+_CLOCK = os.sysconf("SC_CLK_TCK")
+
+
 class RoundClock:
-    """Records, at the end of each round, the time, the coordinator thread's CPU time and bytes.
+    """Records, at the end of each round, the time, the CPU time of this process (the coordinator:
+    every thread of it) and of the simulated workers' process (``child``, when there is one), and
+    the bytes moved.
 
     It wraps the state's ``_finish_round`` (on this instance only; behaviour unchanged)."""
 
     def __init__(self, state):
         self.state = state
         self.server = None
+        self.child = None  # pid of the simulated workers' process
         self.marks = []
         self.after_round = None  # called with the number of rounds done, before the next round starts
         inner = state._finish_round
 
         def finish(now):
             actions = inner(now)
-            s = self.server
-            self.marks.append((time.monotonic(), time.thread_time(), s.bytes_in if s else 0, s.bytes_out if s else 0))
+            self.marks.append(self._mark())
             if self.after_round is not None:
                 self.after_round(len(self.marks) - 1)
             return actions
@@ -162,17 +169,22 @@ class RoundClock:
 
         state.on_result = result
 
-    def start(self):
+    def _mark(self):
         s = self.server
-        self.marks = [(time.monotonic(), time.thread_time(), s.bytes_in, s.bytes_out)]
+        coord, sim = process_cpu(), (process_cpu(self.child) if self.child else 0.0)
+        return (time.monotonic(), coord, s.bytes_in if s else 0, s.bytes_out if s else 0, sim)
+
+    def start(self):
+        self.marks = [self._mark()]
 
     def rounds(self):
-        """Per round: (seconds, coordinator CPU seconds, bytes in, bytes out, slowest worker's compute seconds)."""
+        """Per round: (seconds, coordinator CPU seconds, bytes in, bytes out, slowest worker's compute
+        seconds, simulated workers' CPU seconds)."""
         m = self.marks
         slowest = {}
         for k, sec in self.task_seconds:
             slowest[k] = max(slowest.get(k, 0.0), sec)
-        return [(b[0] - a[0], b[1] - a[1], b[2] - a[2], b[3] - a[3], slowest.get(k, 0.0))
+        return [(b[0] - a[0], b[1] - a[1], b[2] - a[2], b[3] - a[3], slowest.get(k, 0.0), b[4] - a[4])
                 for k, (a, b) in enumerate(zip(m, m[1:]))]
 
 
@@ -219,7 +231,7 @@ def summarise(rounds, warmup, samples):
     return {"iter_s": sec, "iter_s_all": [round(r[0], 4) for r in rounds], "img_s": samples / sec,
             "coord_cpu_s": median([r[1] for r in meas]),
             "bytes_in": median([r[2] for r in meas]), "bytes_out": median([r[3] for r in meas]),
-            "worker_compute_s": median([r[4] for r in meas]),
+            "worker_compute_s": median([r[4] for r in meas]), "sim_cpu_s": median([r[5] for r in meas]),
             "rounds_measured": len(meas)}
 
 
@@ -298,16 +310,69 @@ def print_real(rows, batch, warmup, iters):
 
 
 # ====================================================================== part B: simulated workers
+#: The share of a sample's compute in the forward pass (the backward pass of a convolution or a
+#: linear layer is two products of the forward's size, for the input's and the weights' gradients).
+FORWARD_SHARE = 1 / 3
+
+
 @dataclass
 class SimCodec:
-    """What the simulated workers of one mode share: gradients, their encoded bytes, measured times."""
+    """What the simulated workers of one mode share: their gradients' encoded bytes, measured times."""
 
     codec: str
     layout: list       # [(name, shape)] of the trained parameters
-    grads: dict        # name -> float32 array (small random values), shared
-    encoded: dict      # name -> bytes of the real codec's encoding of grads[name]
-    encode_s: float    # measured: the worker's per-iteration encoding path, once
-    decode_s: float    # measured: protocol.decode_frame on the coordinator's PARAMS frame
+    layers: list       # [(layer, [parameter names], forward FLOPs per sample)] in forward order
+    encoded: dict      # name -> bytes of the real codec's encoding of the (random) gradient of name
+    encode_s: float    # measured: the worker's per-iteration encoding path, once (all tensors)
+    decode_s: float    # measured: protocol.decode_frame on the coordinator's weights, once (all tensors)
+    params_bytes: int  # the weights' encoded bytes (a PARAMS part waits decode_s times its share)
+    folder: str = None  # where it is saved for the simulated workers' process
+
+    def save(self, folder):
+        """Write it to a folder (the simulated workers' process maps the bytes); returns the spec path."""
+        folder = Path(folder)
+        index, offset = {}, 0
+        with open(folder / "encoded.bin", "wb") as f:
+            for name, _ in self.layout:
+                data = self.encoded[name]
+                f.write(data)
+                index[name] = [offset, len(data)]
+                offset += len(data)
+        spec = {"codec": self.codec, "layout": [[n, list(shape)] for n, shape in self.layout], "layers": self.layers,
+                "index": index, "encode_s": self.encode_s, "decode_s": self.decode_s,
+                "params_bytes": self.params_bytes}
+        (folder / "sim.json").write_text(json.dumps(spec))
+        self.folder = str(folder)
+        return folder / "sim.json"
+
+    @staticmethod
+    def load(path):
+        """The SimCodec saved in path's folder (its bytes memory-mapped, not copied)."""
+        import mmap
+
+        spec = json.loads(Path(path).read_text())
+        with open(Path(path).parent / "encoded.bin", "rb") as f:
+            view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        encoded = {n: view[o:o + k] for n, (o, k) in spec["index"].items()}
+        return SimCodec(spec["codec"], [(n, tuple(shape)) for n, shape in spec["layout"]],
+                        [(a, list(b), c) for a, b, c in spec["layers"]], encoded, spec["encode_s"], spec["decode_s"],
+                        spec["params_bytes"])
+
+
+def sim_layers(net):
+    """[(layer, parameter names, forward FLOPs per sample)] of the train phase, in forward order:
+    2 x weights x output positions for a layer with weights (convolution, linear), 0 otherwise."""
+    out = []
+    for d in net.schedules["train"].order:
+        layer = net.layers[d["name"]]
+        shapes = layer.param_shapes()
+        flops = 0.0
+        if "weight" in shapes:
+            spec = layer.out_specs[0]
+            channels = math.prod(shapes["bias"]) if "bias" in shapes else spec.shape[-1]
+            flops = 2.0 * math.prod(shapes["weight"]) * spec.size / channels
+        out.append((d["name"], [f"{d['name']}/{k}" for k in shapes], flops))
+    return out
 
 
 class _Simulated:
@@ -320,92 +385,90 @@ SIMULATED = _Simulated()
 class SimWorker(Worker):
     """A worker whose own machine's work is replaced by waits (see the module docstring).
 
+    It speaks the real protocol through the real :class:`Worker` loop (TASK, PARAMS parts, GRADS
+    parts, RESULT); what differs: the weights are counted, not decoded (a wait of the measured
+    decode time, in proportion to each part's bytes), the forward and backward passes are waits
+    split across the layers in proportion to their FLOPs (forward 1/3, backward 2/3 of the task's
+    ``samples / rate`` seconds), and encoding a layer's gradient is a wait of the measured
+    encoding time in proportion to its size (in the worker's encoding thread, beside the
+    backward pass) before the bytes of one real encoding are sent.
+
     Args:
         url, token, name, link: as :class:`Worker`.
-        rate: images/s this worker computes.
+        rate: images/s this worker computes (also declared to the coordinator when joining).
         sim: the mode's :class:`SimCodec`.
     """
 
     def __init__(self, url, token, name, rate, sim, link):
-        super().__init__(url, token, backend="numpy", name=name, max_batch=1 << 20, reconnect=False, link=link)
+        super().__init__(url, token, backend="numpy", name=name, max_batch=1 << 20, reconnect=False, link=link,
+                         device="simulated", speed=rate)
         self.rate = float(rate)
         self.sim = sim
-
-    async def _session_loop(self, session):
-        # Worker._session_loop, except: PARAMS are not decoded (self._decode), and handlers are
-        # looked up on self (worker.HANDLERS holds the base class's functions: overrides would be skipped).
-        import aiohttp
-
-        ws_url = self.url.replace("http://", "ws://").replace("https://", "wss://") + "/ws"
-        async with session.ws_connect(ws_url, max_msg_size=0, heartbeat=None) as ws:
-            self._ws = ws
-            await self.send(P.HELLO, {"token": self.token, "version": P.VERSION, "name": self.name,
-                                      "backend": self.backend, "device": "simulated", "codecs": list(C.CODECS),
-                                      "max_batch": self.max_batch})
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.BINARY:
-                    continue
-                if self.link is not None:
-                    await self.link.pace(len(msg.data))
-                frame = self._decode(msg.data)
-                if frame.kind not in P.TO_WORKER:
-                    continue
-                await getattr(self, HANDLERS[frame.kind].__name__)(frame)
-            if self._work is not None:
-                self._work.cancel()
-
-    def _decode(self, data):
-        """A frame; PARAMS: header and sizes checked, tensors not decoded, the measured decode time waited."""
-        (hlen,) = struct.unpack_from("<I", data, 0)
-        header = json.loads(bytes(data[4:4 + hlen]))
-        if header.get("kind") != P.PARAMS:
-            return P.decode_frame(data)
-        names = [e["name"] for e in header["tensors"]]
-        sizes = sum(e["nbytes"] for e in header["tensors"])
-        expected = sum(C.encoded_size(math.prod(s), header["codec"]) for _, s in self.sim.layout)
-        if names != [n for n, _ in self.sim.layout] or sizes != expected or 4 + hlen + sizes != len(data):
-            raise P.ProtocolError(f"PARAMS: {len(names)} tensors of {sizes} bytes in a frame of {len(data)}; "
-                                  f"expected {len(self.sim.layout)} tensors of {expected} bytes")
-        time.sleep(self.sim.decode_s)  # the real worker decodes here, on its own loop: the measured time
-        fields = {k: v for k, v in header.items() if k not in ("v", "kind", "seq", "tensors")}
-        return P.Frame(P.PARAMS, fields, {}, len(data), header.get("seq", 0))
+        self._sizes = {n: math.prod(shape) for n, shape in sim.layout}
+        self._shapes = dict(sim.layout)
+        self._total = sum(self._sizes.values())
+        self._flops = sum(f for _, _, f in sim.layers)
 
     async def on_welcome(self, frame):
         f = frame.fields
         self.settings = f["settings"]
-        layout = [(e["name"], tuple(e["shape"])) for e in f["layout"]]
-        if layout != self.sim.layout:
+        if [(e["name"], tuple(e["shape"])) for e in f["layout"]] != self.sim.layout:
             raise FatalError("the coordinator's parameter layout differs from the simulated gradients'")
         self.net = SIMULATED
-        self.params_version = -1
+        self._layer_names = {layer: names for layer, names, _ in self.sim.layers}
+        self._trained = set(self._sizes)
+        self._wire_names = {n: n for n in self._sizes}
+        self._reset_weights()
 
     async def on_params(self, frame):
-        self.params_version = frame.fields["version"]  # the weights are not kept (the coordinator's are the copy)
+        f = frame.fields
+        inc = self._incoming_for(f["version"])
+        await asyncio.sleep(self.sim.decode_s * frame.nbytes / self.sim.params_bytes)  # the real one decodes here
+        for p in frame.pieces:
+            inc.put(p, None)  # counted, not kept
+        if f["part"] + 1 >= f["parts"]:
+            inc.finish()
+
+    def _load_from(self, inc, names):
+        todo = [n for n in names if n not in self._held]
+        if not todo:
+            return 0.0
+        waited = inc.wait(todo)
+        self._held.update(todo)
+        return waited
+
+    def _weights_in(self, version):
+        inc = self._incoming
+        if inc is not None and inc.version == version and inc.done:
+            self.params_version = version
+            self._incoming = None
+
+    def state_tensors(self):
+        return []
 
     def _compute(self, ids, f):
-        time.sleep(len(ids) / self.rate)
-        return self.sim.grads, LOSS * f["loss_scale"]
+        t = len(ids) / self.rate
+        for layer, _, flops in self.sim.layers:  # forward: each layer waits for its weights, then computes
+            self._before_layer(layer)
+            if flops:
+                time.sleep(t * FORWARD_SHARE * flops / self._flops)
+        for layer, _, flops in reversed(self.sim.layers):  # backward: a layer's gradient is out when done
+            if flops:
+                time.sleep(t * (1 - FORWARD_SHARE) * flops / self._flops)
+            self._after_layer(layer)
+        return {}, LOSS * f["loss_scale"]
 
     def _local_steps(self, ids, f):
+        self._all_weights()
         time.sleep(len(ids) / self.rate)  # the task's samples: its share of all H steps
-        return self.sim.grads, LOSS * f["loss_scale"]
+        return dict.fromkeys(self._sizes), LOSS * f["loss_scale"]
 
-    async def _task(self, frame):
-        # Worker._task, with the encoding replaced by a wait of its measured time and its bytes reused.
-        f = frame.fields
-        ids = frame.tensors.get("ids")
-        if ids is None:
-            return
-        t0 = time.perf_counter()
-        compute = self._local_steps if f.get("local_steps", 1) > 1 else self._compute
-        grads, loss = await asyncio.to_thread(compute, ids.reshape(-1).astype(np.int64), f)
-        seconds = time.perf_counter() - t0
-        time.sleep(self.sim.encode_s)  # the real worker encodes here, on its own loop: the measured time
-        up = self.settings["codec_up"]
-        tensors = [(n, P.Encoded(self.sim.encoded[n], g.shape), up) for n, g in grads.items()]
-        await self.send(P.RESULT, {"iteration": f["iteration"], "task": f["task"], "samples": int(ids.size),
-                                   "loss": float(loss), "seconds": float(seconds), "nonfinite": False}, tensors)
-        self.tasks_done += 1
+    def encode_tensor(self, name, grads=None):
+        codec, n, blob = self.settings["codec_up"], self._sizes[name], self.sim.encoded[name]
+        for lo, hi in C.piece_bounds(n, codec, P.PART_BYTES):
+            time.sleep(self.sim.encode_s * (hi - lo) / self._total)  # the real one encodes this piece here
+            data = blob if hi - lo == n else C.piece(blob, codec, n, lo, hi)
+            yield self._shapes[name], codec, lo, hi, data, True
 
 
 def _run_in_thread(worker, errors):
@@ -420,8 +483,31 @@ def _run_in_thread(worker, errors):
     return t
 
 
-def make_sim_codec(net, codec, grads, cache):
-    """The mode's SimCodec: encode the gradients once (timed) and time the decode of a PARAMS frame."""
+def sim_child(spec_path):
+    """The simulated workers' process: N SimWorkers (a thread and an event loop each) of a point."""
+    spec = json.loads(Path(spec_path).read_text())
+    sim = SimCodec.load(spec["sim"])
+    errors = []
+    workers = [SimWorker(spec["url"], TOKEN, f"sim{k}", spec["rate"], sim, Throttle(WORKER_LINK))
+               for k in range(spec["workers"])]
+    threads = [_run_in_thread(w, errors) for w in workers]
+    for t in threads:
+        t.join()
+    for e in errors:
+        print(e, file=sys.stderr, flush=True)
+    return 1 if errors else 0
+
+
+def process_cpu(pid=None):
+    """CPU seconds (user + system, every thread) of a process (this one by default; Linux /proc)."""
+    with open(f"/proc/{pid or 'self'}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK
+
+
+def make_sim_codec(net, codec, grads, cache, folder):
+    """The mode's SimCodec: encode the gradients once (timed) and time the decode of the weights;
+    saved in a folder of ``folder`` for the simulated workers' process."""
     if codec in cache:
         return cache[codec]
     names = net.store.names("trained")
@@ -441,16 +527,20 @@ def make_sim_codec(net, codec, grads, cache):
         enc_times.append(time.perf_counter() - t0)
         del fb
     weights = net.store.arrays(names=names)
-    frame = P.encode_frame(P.PARAMS, {"version": 0, "codec": codec}, [(n, weights[n], codec) for n in names])
+    frame = P.encode_frame(P.PARAMS, {"version": 0, "codec": codec, "part": 0, "parts": 1},
+                           [(n, weights[n], codec) for n in names])
     del weights
     dec_times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        P.decode_frame(frame)  # as the worker calls it
+        P.decode_frame(frame)  # what a worker's PARAMS parts cost it, all together
         dec_times.append(time.perf_counter() - t0)
+    params_bytes = len(frame)
     del frame
     gc.collect()
-    sim = SimCodec(codec, layout, grads, encoded, min(enc_times), min(dec_times))
+    sim = SimCodec(codec, layout, sim_layers(net), encoded, min(enc_times), min(dec_times), params_bytes)
+    (Path(folder) / codec).mkdir(exist_ok=True)
+    sim.save(Path(folder) / codec)
     cache.clear()  # one mode's bytes at a time
     cache[codec] = sim
     return sim
@@ -466,7 +556,7 @@ async def _sim_point_logged(net, mode, rate, batch, n, warmup, rounds, sim, long
     longer than ``long_round_s`` (long rounds are dominated by steady work, not by noise)."""
     codec, steps = MODES[mode]
     settings = Settings(batch_size=batch, iterations=(warmup + rounds) * steps, seed=0, codec_down=codec,
-                        codec_up=codec, deadline=DEADLINE, local_steps=steps)
+                        codec_up=codec, local_steps=steps)  # deadlines: 5 x what each worker's declared speed predicts
     if steps > 1:  # as `sukiyaki serve`: the coordinator's optimizer stands for the outer step
         opt = make_optimizer("momentum_sgd", lr=settings.outer_lr, momentum=settings.outer_momentum, weight_decay=0.0)
     else:
@@ -482,27 +572,37 @@ async def _sim_point_logged(net, mode, rate, batch, n, warmup, rounds, sim, long
     clock.after_round = after_round
     server, runner, url = await serve(state, link=Throttle(SERVER_LINK))
     clock.server = server
-    errors, threads = [], []
     samples = batch * steps
     compute = samples / n / rate
+    spec = Path(sim.folder) / f"point_{n}.json"
+    spec.write_text(json.dumps({"sim": str(Path(sim.folder) / "sim.json"), "url": url, "rate": rate, "workers": n}))
+    log = open(Path(sim.folder) / f"point_{n}.log", "w")
+    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--sim-child", str(spec)],
+                             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    clock.child = child.pid
+    errors = []
     try:
-        workers = [SimWorker(url, TOKEN, f"sim{k}", rate, sim, Throttle(WORKER_LINK)) for k in range(n)]
-        threads = [_run_in_thread(w, errors) for w in workers]
-        await wait_for(lambda: len(state.workers) == n or errors, 120, f"{n} simulated workers joining")
-        if errors:
-            raise RuntimeError("; ".join(errors))
+        await wait_for(lambda: len(state.workers) == n or child.poll() is not None, 120,
+                       f"{n} simulated workers joining")
+        if child.poll() is not None:
+            raise RuntimeError(f"the simulated workers' process ended: {Path(log.name).read_text()[-2000:]}")
         clock.start()
         await server.run_actions(state.resume(time.monotonic()))
         limit = (warmup + rounds) * (compute + 600) + 600
-        await wait_for(lambda: server.done.is_set() or not any(t.is_alive() for t in threads), limit,
+        await wait_for(lambda: server.done.is_set() or child.poll() is not None, limit,
                        f"{warmup + rounds} rounds of {n} simulated workers")
         if not server.done.is_set():
             raise RuntimeError(f"every simulated worker left before the run completed (round {len(clock.marks)}); "
-                               f"coordinator: {events.lines[-3:]}; workers: {errors}")
+                               f"coordinator: {events.lines[-3:]}; workers: {Path(log.name).read_text()[-2000:]}")
     finally:
         await runner.cleanup()
-        for t in threads:
-            t.join(timeout=60)
+        try:
+            if child.wait(timeout=60):
+                errors.append(Path(log.name).read_text()[-2000:])
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        log.close()
     if errors or state.diverged:
         raise RuntimeError("; ".join(errors) or state.diverged)
     r = summarise(clock.rounds(), warmup, samples)
@@ -518,13 +618,14 @@ async def _sim_point_logged(net, mode, rate, batch, n, warmup, rounds, sim, long
 
 
 def link_refs(r):
-    """The link bound and the throttle model of a point (see the module docstring)."""
+    """The link bound (transfers after compute, not overlapped: the issue's) and the streaming floor
+    (transfers wholly overlapped with compute) of a point (see the module docstring)."""
     n, c = r["workers"], r["compute_s"]
     d, u = r["bytes_out"] / n, r["bytes_in"] / n
     lw, ls = WORKER_LINK / 8, SERVER_LINK / 8
     bound = c + max((d + u) / lw, n * (d + u) / ls)
-    model = c + (d + u) / lw + (n * d + u) / ls
-    return bound, model
+    floor = max(c, (d + u) / lw, n * (d + u) / ls)
+    return bound, floor
 
 
 def plan(compute, iterations, no_warmup_above):
@@ -541,6 +642,11 @@ def plan(compute, iterations, no_warmup_above):
 
 
 def run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale):
+    with tempfile.TemporaryDirectory(prefix="sukiyaki-sim-") as folder:
+        return _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, folder)
+
+
+def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, folder):
     grads = _gradients(net)
     cache, out = {}, {}
     for sc in scenarios:
@@ -549,7 +655,7 @@ def run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_ro
         out[sc] = []
         for mode in modes:
             codec, steps = MODES[mode]
-            sim = make_sim_codec(net, codec, grads, cache)
+            sim = make_sim_codec(net, codec, grads, cache, folder)
             print(f"  sim {sc}/{mode}: worker encode {sim.encode_s:.2f} s, decode {sim.decode_s:.2f} s (measured)",
                   flush=True)
             for n in workers:
@@ -560,7 +666,7 @@ def run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_ro
                 gc.collect()
                 r.update(mode=mode, codec=codec, local_steps=steps, rate=rate, batch=batch,
                          encode_s=sim.encode_s, decode_s=sim.decode_s)
-                r["link_bound_s"], r["throttle_model_s"] = link_refs(r)
+                r["link_bound_s"], r["floor_s"] = link_refs(r)
                 out[sc].append(r)
                 r["peak_rss_mb"] = peak_rss_mb()
                 print(f"  sim {sc}/{mode}/{n}: {r['iter_s']:.2f} s/round (link bound {r['link_bound_s']:.2f}), "
@@ -587,10 +693,13 @@ def print_sim(out, netname, nparams, quick, rate_scale):
               f"{rate * rate_scale:g} img/s behind 1 Gbit/s links, coordinator link 10 Gbit/s")
         print("   s/round: median of the measured rounds (rounds = warm-up + measured; a local round = 8 iterations "
               "of the batch); img/s = samples/round / s/round")
-        print("   bound = S/(N r) + max((d+u)/Lw, N(d+u)/Ls); model = S/(N r) + (d+u)/Lw + (N d + u)/Ls "
-              "(store-and-forward Throttles, sequential sends); coord CPU = the coordinator thread's CPU s/round")
+        print("   bound = S/(N r) + max((d+u)/Lw, N(d+u)/Ls), the link bound (transfers not overlapped); floor = "
+              "max(S/(N r), (d+u)/Lw, N(d+u)/Ls), the same wholly overlapped")
+        print("   coord CPU / sim CPU = CPU s/round of the coordinator's process (every thread) / of the simulated "
+              "workers' process; this machine has " f"{os.cpu_count()} cores for both")
         head = (f"{'mode':<7}{'N':>3}{'s/round':>9}{'img/s':>9}{'speed-up':>9}{'compute':>9}{'bound':>8}"
-                f"{'x bound':>8}{'model':>8}{'coord CPU':>10}{'MB/round':>10}{'KB/sample':>10}{'rounds':>7}  paper")
+                f"{'x bound':>8}{'floor':>8}{'coord CPU':>10}{'sim CPU':>8}{'MB/round':>10}{'KB/sample':>10}"
+                f"{'rounds':>7}  paper")
         print(head)
         print("-" * len(head))
         for r in rows:
@@ -599,7 +708,7 @@ def print_sim(out, netname, nparams, quick, rate_scale):
             paper = PAPER.get(r["workers"], "") if (sc == "P" and r["mode"] == "8bit" and not quick) else ""
             print(f"{r['mode']:<7}{r['workers']:>3}{r['iter_s']:>9.3f}{r['img_s']:>9.2f}{r['speedup']:>9.2f}"
                   f"{r['compute_s']:>9.3f}{r['link_bound_s']:>8.3f}{r['iter_s'] / r['link_bound_s']:>8.2f}"
-                  f"{r['throttle_model_s']:>8.3f}{r['coord_cpu_s']:>10.3f}{moved / 1e6:>10.1f}"
+                  f"{r['floor_s']:>8.3f}{r['coord_cpu_s']:>10.3f}{r['sim_cpu_s']:>8.3f}{moved / 1e6:>10.1f}"
                   f"{moved / r['samples'] / 1e3:>10.1f}{rounds:>7}  {paper}")
         enc = {r["mode"]: (r["encode_s"], r["decode_s"]) for r in rows}
         print("   simulated worker waits (measured once on this machine): " + ", ".join(
@@ -612,13 +721,14 @@ def _find(out, sc, mode, n):
 
 
 def _dominant(r):
-    """What the round's time goes to, roughly: compute, links (beyond compute), or the coordinator's CPU."""
-    links = r["link_bound_s"] - r["compute_s"]
-    parts = {"compute": r["compute_s"], "links": links, "coordinator CPU": r["coord_cpu_s"]}
-    other = r["iter_s"] - sum(parts.values())
-    top = max(parts, key=parts.get)
-    return (f"{r['iter_s']:.1f} s/round = compute {r['compute_s']:.1f} + links {links:.1f} + coordinator CPU "
-            f"{r['coord_cpu_s']:.1f} + other {other:.1f} (largest: {top})")
+    """What stands between the round and its floor: the streaming floor (compute or links), and the
+    CPU that this machine's cores gave the coordinator and the simulated workers per round."""
+    cores = os.cpu_count() or 1
+    cpu = r["coord_cpu_s"] + r["sim_cpu_s"]
+    return (f"{r['iter_s']:.2f} s/round against a floor of {r['floor_s']:.2f} s (compute {r['compute_s']:.2f} s; "
+            f"links {r['floor_s'] if r['floor_s'] > r['compute_s'] else 0:.2f} s); CPU per round: coordinator "
+            f"{r['coord_cpu_s']:.2f} s + simulated workers {r['sim_cpu_s']:.2f} s = {cpu:.2f} s on {cores} shared "
+            f"cores ({cpu / cores:.2f} s of the machine)")
 
 
 def goals(out, quick):
@@ -644,7 +754,7 @@ def goals(out, quick):
         res.append({"goal": "L synchronous 8-bit within 15% of the link bound (every N)",
                     "result": "PASS" if ok else "FAIL",
                     "value": round(x, 3), "why": "" if ok else f"worst at N={worst['workers']}: {_dominant(worst)}; "
-                    f"the Throttles' own model is {worst['throttle_model_s']:.2f} s"})
+                    f"the streaming floor is {worst['floor_s']:.2f} s"})
     else:
         res.append({"goal": "L synchronous 8-bit within 15% of the link bound", "result": "n/a", "value": None,
                     "why": "not measured"})
@@ -707,6 +817,9 @@ def versions():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--sim-child"]:  # the simulated workers' process of a point
+        return sim_child(argv[1])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a tiny network (LeNet), 1-2 workers, scaled rates: seconds")
     p.add_argument("--parts", type=_list("--parts", ("real", "sim")), default=["real", "sim"])
@@ -733,11 +846,11 @@ def main(argv=None):
         a.workers = [n for n in a.workers if n <= 2] or [1, 2]
         a.iterations, a.long_round_s, a.no_warmup_above, rate_scale = 2, 0, 0, 1000.0
         a.real_batch, a.real_iterations, a.real_warmup = 64, 4, 2
-    coordinator_app.SILENCE_LIMIT = max(coordinator_app.SILENCE_LIMIT, SILENCE_LIMIT)
     started = time.monotonic()
     print(f"machine: {machine_line()}, numpy {np.__version__}")
-    print(f"date: {datetime.datetime.now().isoformat(timespec='seconds')}; settings: deadline {DEADLINE:.0f} s, "
-          f"coordinator silence limit raised to {coordinator_app.SILENCE_LIMIT:.0f} s (see the docstring)", flush=True)
+    print(f"date: {datetime.datetime.now().isoformat(timespec='seconds')}; load average {os.getloadavg()[0]:.2f}; "
+          f"deadlines: 5 x what each worker's declared speed predicts; coordinator silence limit "
+          f"{coordinator_app.SILENCE_LIMIT:.0f} s (its default); parts of {P.PART_BYTES >> 20} MiB", flush=True)
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine_line(),
               "cores": os.cpu_count(), "versions": versions(), "args": vars(a), "quick": a.quick}
     if "real" in a.parts:

@@ -82,6 +82,22 @@ def test_distributed_scaling_quick_prints_tables_and_goals(tmp_path):
 
 
 
+ACCURACY_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distributed_accuracy.py"
+
+
+def test_distributed_accuracy_quick_compares_the_codecs_with_fp32(tmp_path):
+    import json
+
+    out_json = tmp_path / "accuracy.json"
+    proc = subprocess.run([sys.executable, str(ACCURACY_SCRIPT), "--seeds", "0", "--epochs", "1", "--modes",
+                           "fp32,8bit", "--json", str(out_json)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"seed 0 8bit\s+test accuracy \d+\.\d+ %", proc.stdout), proc.stdout
+    data = json.loads(out_json.read_text())
+    assert [r["mode"] for r in data["runs"]] == ["fp32", "8bit"] and data["summary"]["fp32"]["mean_accuracy"] > 0.8
+    assert data["goals"][0]["result"] in ("PASS", "FAIL")
+
+
 BROWSER_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "browser_speed.py"
 
 

@@ -147,6 +147,7 @@ class CoordinatorServer:
         self.max_frame = 2 * limit + (1 << 20)  # weights or gradients of the whole network, with room
         self._tasks = []
         self.broadcast = None  # the current version's PARAMS parts (Broadcast)
+        state.deferred_step = state.settings.local_steps == 1  # each step taken as its weights are encoded
         self._streams = {}  # worker id -> the Task streaming it PARAMS
         self.metrics_log = metrics_log
         self._logged_at = state.iteration
@@ -330,6 +331,7 @@ class CoordinatorServer:
                 await self.run_actions([Close(wid, "too many bad frames")])
 
     async def on_grads(self, wid, frame, now):
+        await self._weights_settled()  # the sums live where the optimizer step reads its gradient
         await self.run_actions(self.state.on_grads(wid, frame, now))
 
     async def on_result(self, wid, frame, now):
@@ -354,6 +356,8 @@ class CoordinatorServer:
         st = self.state
         if st.iteration != self._logged_at:
             self._log_iteration()
+        if st.stopped:
+            st.settle()  # the final weights, whole
         cycle = st.settings.val_cycle
         if cycle and st.iteration and (st.iteration % cycle == 0 or st.stopped) \
                 and getattr(self, "_validated_at", -1) != st.iteration:
@@ -384,6 +388,7 @@ class CoordinatorServer:
                        if layer.is_data and layer.images is not None}
             self._val_net = Net(st.net.defs, data_sources=sources)
         iteration = st.iteration
+        st.settle()
         self._val_net.store.load_arrays(st.net.store.arrays())
         result = await asyncio.to_thread(evaluate, self._val_net, st.settings.batch_size)
         metrics = {k: v for k, v in result.items() if k != "images"}
@@ -461,6 +466,7 @@ class CoordinatorServer:
         return web.json_response(self.state.net.defs)
 
     async def params(self, request):
+        self.state.settle()
         net = self.state.net
         blob = save_safetensors(None, weight_arrays(net), metadata=weights_metadata(net))
         return web.Response(body=blob, content_type="application/octet-stream",

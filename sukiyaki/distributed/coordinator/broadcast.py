@@ -8,8 +8,11 @@ last tensors are still being encoded, and a worker starts its forward pass when 
 layers have arrived (see :mod:`sukiyaki.distributed.protocol`). Every worker receives the
 same bytes (a lossy codec's decoded copy is the same everywhere: no copy drifts).
 
-The weights must not change while they are encoded: the coordinator waits for
-:attr:`Broadcast.encoded` before it applies an optimizer step (``app.py``).
+The optimizer step that made these weights is taken here too, a tensor at a time just before
+each tensor is encoded (:class:`~sukiyaki.distributed.coordinator.state.PendingStep`), so the
+first layers go out before the last are updated. The weights must not change while they are
+encoded: the coordinator waits for :attr:`Broadcast.encoded` before it takes in gradients
+again (``app.py``).
 
 Example:
     >>> bc = Broadcast(state, loop)                      # doctest: +SKIP
@@ -66,6 +69,7 @@ class Broadcast:
         self.encoded = asyncio.Event()
         self.error = None
         self._store = store
+        self._step = state.pending_step  # the optimizer step of this version, taken here tensor by tensor
         self.future = loop.run_in_executor(None, self._encode_all)
 
     def _set(self, event):
@@ -86,6 +90,8 @@ class Broadcast:
                 for name, shape, codec, lo, hi in part:
                     n = math.prod(shape)
                     if name not in pieces:
+                        if self._step is not None and not name.startswith(STATE_PREFIX):
+                            self._step.through(name)  # its new values, now (the later tensors' come later)
                         bounds = [(a, b) for p in self.plan for (m, _, _, a, b) in p if m == name]
                         pieces[name] = C.encode_pieces(self._values(name), codec, bounds)
                     data = next(pieces[name])
@@ -100,6 +106,8 @@ class Broadcast:
                 self.entries[k] = entries
                 self.payloads[k] = b"".join(chunks)
                 self._set(self.ready[k])
+            if self._step is not None:
+                self._step.finish()
         except Exception as exc:  # e.g. non-finite weights in an 8-bit codec: said, and every waiter freed
             self.error = f"the weights of iteration {self.version} could not be encoded: {exc}"
             log.error(self.error)

@@ -30,6 +30,7 @@ def checkpoint_bytes(state, log=None):
     metrics log, recorded so that a resumed run appends to the same file)."""
     from sukiyaki.nn.train import optimizer_config
 
+    state.settle()  # an optimizer step still being taken is finished first
     net = state.net
     tensors = weight_arrays(net)
     tensors.update({OPTIMIZER_PREFIX + k: v for k, v in state.optimizer.state_arrays(net.store).items()})

@@ -30,6 +30,7 @@ Example:
 """
 
 import math
+import threading
 from collections import deque
 from dataclasses import asdict
 
@@ -76,6 +77,39 @@ class Round:
         return len(self.done) == len(self.shards)
 
 
+class PendingStep:
+    """An optimizer step taken a tensor at a time, in forward order: the weights of the first
+    layers are new (and can be encoded and sent) while the last are still being updated.
+
+    ``through(name)`` updates the tensors up to ``name`` (from any thread); ``finish()`` the rest.
+    The result is the same, bit for bit, as one ``optimizer.apply(store)``.
+    """
+
+    def __init__(self, optimizer, store, names):
+        offsets = [store.entries[n].offset for n in names]  # trained names are in buffer order
+        bounds = list(zip([0] + offsets[1:], offsets[1:] + [store.trained_size]))  # padding included
+        self._index = {n: k for k, n in enumerate(names)}
+        self._steps = optimizer.apply_in_pieces(store, bounds)
+        self._next = 0
+        self._lock = threading.Lock()
+        self.done = False
+
+    def through(self, name):
+        """The tensors up to ``name`` (in forward order) are updated."""
+        with self._lock:
+            while not self.done and self._next <= self._index[name]:
+                next(self._steps)
+                self._next += 1
+
+    def finish(self):
+        """Every tensor is updated (and the optimizer's iteration counted)."""
+        with self._lock:
+            if not self.done:
+                for _ in self._steps:
+                    pass
+                self.done = True
+
+
 class CoordinatorState:
     """The coordinator's state and its event methods (see module docstring).
 
@@ -118,6 +152,10 @@ class CoordinatorState:
         self._sum_layout = {n: (store.entries[n].offset, store.entries[n].size, store.entries[n].shape)
                             for n in self.names}
         self._sum_buffer = None  # the rounds' gradient sums (one float32 buffer, reused)
+        #: Take each round's optimizer step a tensor at a time, as the next weights are encoded
+        #: (:class:`PendingStep`; the I/O layer turns it on): ``settle()`` before reading W.
+        self.deferred_step = False
+        self.pending_step = None
         self._upload_names = set(self.names) | {STATE_PREFIX + n for n in self.state_names}
         self._dropped = deque(maxlen=1024)  # tasks whose upload was refused or given up: later parts dropped quietly
 
@@ -158,7 +196,11 @@ class CoordinatorState:
         batches = [self.iterator.next_batch()[0].reshape(-1) for _ in range(self.settings.local_steps)]
         ids = np.concatenate(batches).astype(np.int64)
         if self._sum_buffer is None:
-            self._sum_buffer = np.zeros(self.net.store.trained_size, dtype=_F32)
+            store = self.net.store
+            if store.ops.name == "numpy":  # the sums go straight into the gradient buffer (its padding is 0)
+                self._sum_buffer = np.asarray(store.ops.download(store.grad)).reshape(-1)
+            else:
+                self._sum_buffer = np.zeros(store.trained_size, dtype=_F32)
         self.round = Round(self.iteration, ids, self.settings.shard_size, Sums(self._sum_layout, self._sum_buffer))
         self.round.started = now
         return []
@@ -463,10 +505,12 @@ class CoordinatorState:
         The check of a worker's claim that they are not: it leaves the gradient slot dirty (each
         round overwrites it) and puts the running statistics back as they were.
         """
+        self.settle()
         net, store = self.net, self.net.store
         states = store.arrays(names=self.state_names)
         inputs = list(net.schedules["train"].inputs)
         ids = task.ids.reshape(-1).astype(np.int64)
+        sums = None if self._sum_buffer is None else self._sum_buffer.copy()  # the round's sums may live in it
         try:
             net.zero_grads()
             loss = 0.0
@@ -481,6 +525,8 @@ class CoordinatorState:
         finally:
             if self.state_names:
                 store.load_arrays(states)
+            if sums is not None:
+                self._sum_buffer[:] = sums
 
     def _diverged(self, why):
         """Stop the run: it diverged (the model, not a worker, is at fault)."""
@@ -519,7 +565,14 @@ class CoordinatorState:
         self.accepted_norms.append(norm)
         return None
 
+    def settle(self):
+        """Finish an optimizer step still being taken (:class:`PendingStep`): W is then whole."""
+        if self.pending_step is not None:
+            self.pending_step.finish()
+            self.pending_step = None
+
     def _finish_round(self, now):
+        self.settle()
         rnd = self.round
         store = self.net.store
         flat = rnd.sums.finish()  # the sums, laid out as the store's trained prefix
@@ -532,8 +585,12 @@ class CoordinatorState:
         if self.settings.local_steps > 1:
             self._outer_step(flat)
         else:
-            store.ops.assign_(store.grad, store.ops.upload(flat))
-            self.optimizer.apply(store)
+            if flat is not self._sum_buffer or store.ops.name != "numpy":
+                store.ops.assign_(store.grad, store.ops.upload(flat))
+            if self.deferred_step:  # taken as the next weights are encoded (a tensor at a time)
+                self.pending_step = PendingStep(self.optimizer, store, self.names)
+            else:
+                self.optimizer.apply(store)
         self.history.append((rnd.iteration, rnd.loss))
         self.samples_total += len(rnd.ids)
         self.iteration += self.settings.local_steps

@@ -82,6 +82,34 @@ class Optimizer:
             self.update(store.ops, store.trained, store.grad, self.current_lr())
         self.iteration += 1
 
+    def apply_in_pieces(self, store, bounds):
+        """:meth:`apply`, one range ``[lo, hi)`` of the trained buffer after another (a generator:
+        it stops after each range; the iteration is counted when it is exhausted). The update
+        rules are elementwise, so the result is the same, bit for bit, as one :meth:`apply`;
+        what it allows is to use the first ranges (e.g. send the first layers' new weights)
+        before the last are updated.
+
+        Args:
+            store: the ParamStore.
+            bounds: the ranges, covering 0..trained_size once each, in any order.
+        """
+        self._bind(store)
+        lr = self.current_lr()
+        ops = store.ops
+        for name in self.slots:
+            self.slot(name)  # made whole before it is cut
+        whole = self.state
+        try:
+            for lo, hi in bounds:
+                if hi > lo:
+                    self.state = {k: ops.view(buf, lo, (hi - lo,)) for k, buf in whole.items()}
+                    self.update(ops, ops.view(store.trained, lo, (hi - lo,)), ops.view(store.grad, lo, (hi - lo,)), lr)
+                    self.state = whole
+                yield lo, hi
+        finally:
+            self.state = whole
+        self.iteration += 1
+
     def _bind(self, store):
         layout = store.trained_layout
         if self._size is not None and self._layout != layout:
