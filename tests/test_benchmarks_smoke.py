@@ -81,7 +81,6 @@ def test_distributed_scaling_quick_prints_tables_and_goals(tmp_path):
     assert {"date", "machine", "versions", "goals", "run_s"} <= set(data)
 
 
-
 ACCURACY_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distributed_accuracy.py"
 
 

@@ -103,7 +103,8 @@ class Optimizer:
             for lo, hi in bounds:
                 if hi > lo:
                     self.state = {k: ops.view(buf, lo, (hi - lo,)) for k, buf in whole.items()}
-                    self.update(ops, ops.view(store.trained, lo, (hi - lo,)), ops.view(store.grad, lo, (hi - lo,)), lr)
+                    shape = (hi - lo,)
+                    self.update(ops, ops.view(store.trained, lo, shape), ops.view(store.grad, lo, shape), lr)
                     self.state = whole
                 yield lo, hi
         finally:
