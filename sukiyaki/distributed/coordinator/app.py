@@ -147,7 +147,7 @@ class CoordinatorServer:
         self.max_frame = 2 * limit + (1 << 20)  # weights or gradients of the whole network, with room
         self._tasks = []
         self.broadcast = None  # the current version's PARAMS parts (Broadcast)
-        state.deferred_step = state.settings.local_steps == 1  # each step taken as its weights are encoded
+        state.deferred_step = True  # each step of W taken as its new weights are encoded
         self._streams = {}  # worker id -> the Task streaming it PARAMS
         self.metrics_log = metrics_log
         self._logged_at = state.iteration

@@ -77,19 +77,26 @@ class Round:
         return len(self.done) == len(self.shards)
 
 
-class PendingStep:
-    """An optimizer step taken a tensor at a time, in forward order: the weights of the first
-    layers are new (and can be encoded and sent) while the last are still being updated.
+def step_bounds(store, names):
+    """The ranges of the trained buffer, one per trained name in buffer (forward) order, covering it
+    all (the padding after a tensor goes with it)."""
+    offsets = [store.entries[n].offset for n in names]
+    return list(zip([0] + offsets[1:], offsets[1:] + [store.trained_size]))
 
-    ``through(name)`` updates the tensors up to ``name`` (from any thread); ``finish()`` the rest.
-    The result is the same, bit for bit, as one ``optimizer.apply(store)``.
+
+class PendingStep:
+    """A step of W taken a tensor at a time, in forward order: the weights of the first layers
+    are new (and can be encoded and sent) while the last are still being updated.
+
+    ``steps`` is a generator that updates one range of :func:`step_bounds` a ``next`` (and does
+    what remains when exhausted): ``optimizer.apply_in_pieces``, or the local-steps mode's outer
+    step. ``through(name)`` updates the tensors up to ``name`` (from any thread); ``finish()``
+    the rest. The updates are elementwise: the result is the same, bit for bit, as one step.
     """
 
-    def __init__(self, optimizer, store, names):
-        offsets = [store.entries[n].offset for n in names]  # trained names are in buffer order
-        bounds = list(zip([0] + offsets[1:], offsets[1:] + [store.trained_size]))  # padding included
+    def __init__(self, steps, names):
         self._index = {n: k for k, n in enumerate(names)}
-        self._steps = optimizer.apply_in_pieces(store, bounds)
+        self._steps = steps
         self._next = 0
         self._lock = threading.Lock()
         self.done = False
@@ -583,12 +590,18 @@ class CoordinatorState:
                 stats = rnd.state_sum
             store.load_arrays({n: stats[n].astype(np.float32) for n in self.state_names})
         if self.settings.local_steps > 1:
-            self._outer_step(flat)
+            steps = self._outer_step(flat, step_bounds(store, self.names))
+            if self.deferred_step:
+                self.pending_step = PendingStep(steps, self.names)
+            else:
+                for _ in steps:
+                    pass
         else:
             if flat is not self._sum_buffer or store.ops.name != "numpy":
                 store.ops.assign_(store.grad, store.ops.upload(flat))
             if self.deferred_step:  # taken as the next weights are encoded (a tensor at a time)
-                self.pending_step = PendingStep(self.optimizer, store, self.names)
+                steps = self.optimizer.apply_in_pieces(store, step_bounds(store, self.names))
+                self.pending_step = PendingStep(steps, self.names)
             else:
                 self.optimizer.apply(store)
         self.history.append((rnd.iteration, rnd.loss))
@@ -599,18 +612,35 @@ class CoordinatorState:
         return [Log(f"iteration {self.iteration}: loss {rnd.loss:.4f} ({len(rnd.ids)} samples, "
                     f"{now - rnd.started:.2f} s)")]
 
-    def _outer_step(self, change):
+    def _outer_step(self, change, bounds, chunk=1 << 16):
         """Local-steps mode: Nesterov momentum on the averaged change of the workers' weights
-        (as DiLoCo): v = m v + change; W -= lr (change + m v)."""
+        (as DiLoCo): v = m v + change; W -= lr (change + m v). A generator: one range of the
+        trained buffer a ``next``, worked in chunks in place (elementwise: the same bits as on
+        the whole buffer at once)."""
         st, store = self.settings, self.net.store
+        ops = store.ops
         if self.outer_velocity is None:
             self.outer_velocity = np.zeros_like(change)
-        v = self.outer_velocity
-        v *= np.float32(st.outer_momentum)
-        v += change
-        step = (change + np.float32(st.outer_momentum) * v) * np.float32(st.outer_lr)
-        w = np.asarray(store.ops.download(store.trained), dtype=np.float32).reshape(-1)
-        store.ops.assign_(store.trained, store.ops.upload(w - step))
+        m, lr = np.float32(st.outer_momentum), np.float32(st.outer_lr)
+        tmp = np.empty(chunk, np.float32)
+        for lo, hi in bounds:
+            view = ops.view(store.trained, lo, (hi - lo,))
+            w = np.asarray(ops.download(view)).reshape(-1)
+            in_place = ops.name == "numpy" and w.dtype == np.float32  # W's own memory
+            if not in_place:
+                w = np.array(w, dtype=np.float32)
+            for a in range(lo, hi, chunk):
+                b = min(a + chunk, hi)
+                v, c, t = self.outer_velocity[a:b], change[a:b], tmp[:b - a]
+                v *= m
+                v += c
+                np.multiply(v, m, out=t)
+                t += c  # change + m v
+                t *= lr
+                np.subtract(w[a - lo:b - lo], t, out=w[a - lo:b - lo])
+            if not in_place:
+                ops.assign_(view, ops.upload(w))
+            yield lo, hi
 
     # ------------------------------------------------------------------ admin
     def pause(self):
