@@ -219,3 +219,64 @@ def worker_by_name(metrics, name):
 
 
 SIGSTOP, SIGCONT, SIGKILL = signal.SIGSTOP, signal.SIGCONT, signal.SIGKILL
+
+
+class ThreadedCluster:
+    """A coordinator on 127.0.0.1 with in-process native workers, its event loop in a background
+    thread (for tests that drive a browser from the main thread). Subclasses give
+    ``make_server()`` and ``names`` (the native workers started with it).
+
+    Args:
+        state: the CoordinatorState.
+        port: 0 for any free port.
+    """
+
+    names = ()
+
+    def __init__(self, state, port=0):
+        import threading
+
+        self.state, self.port = state, port
+        self.ready = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self._thread, daemon=True)
+        self.thread.start()
+        if not self.ready.wait(30) or self.error:
+            raise RuntimeError(f"the coordinator did not start: {self.error!r}")
+
+    def make_server(self):
+        return CoordinatorServer(self.state, TOKEN, ADMIN)
+
+    def _thread(self):
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by __init__ or stop()
+            self.error = exc
+            self.ready.set()
+
+    async def _main(self):
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.server = self.make_server()
+        runner = web.AppRunner(make_app(self.server), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        tasks = [asyncio.create_task(Worker(self.url, TOKEN, name=n).run()) for n in self.names]
+        self.ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runner.cleanup()
+
+    def stop(self):
+        """Shut the coordinator down (its port closes) and wait for the thread."""
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stop.set)
+            self.thread.join(30)
+        assert not self.thread.is_alive(), "the coordinator thread did not end"

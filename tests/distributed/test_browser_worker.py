@@ -27,9 +27,8 @@ pytest.importorskip("aiohttp", reason="the coordinator needs aiohttp (pip instal
 
 import browser_helpers as B  # noqa: E402  (tests/ is on sys.path under pytest)
 import dist_helpers as D  # noqa: E402
-from sukiyaki.distributed.coordinator.app import CoordinatorServer, make_app  # noqa: E402
+from sukiyaki.distributed.coordinator.app import CoordinatorServer  # noqa: E402
 from sukiyaki.distributed.coordinator.state import Settings  # noqa: E402
-from sukiyaki.distributed.worker import Worker  # noqa: E402
 
 PYODIDE_DIR = D.ROOT.parent / "shared" / "pyodide" / "0.27.7"
 RUN = dict(batch_size=32, iterations=4, seed=0, shard_size=8, deterministic=True, deadline=120.0, val_cycle=0)
@@ -54,7 +53,7 @@ class Records(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-class Cluster:
+class Cluster(D.ThreadedCluster):
     """A paused coordinator serving /worker with the offline Pyodide, and native in-process workers.
 
     Args:
@@ -64,32 +63,16 @@ class Cluster:
     """
 
     def __init__(self, n_native=1, port=0, settings=None):
-        self.state = D.make_state(Settings(**(settings or RUN)))
-        self.state.paused = True  # nothing is handed out before resume()
-        self.n_native, self.port = n_native, port
+        state = D.make_state(Settings(**(settings or RUN)))
+        state.paused = True  # nothing is handed out before resume()
+        self.names = [f"native{i}" for i in range(n_native)]
         self.accepted = {}  # worker name -> samples of its accepted results
         self.hold = None  # a worker name whose results are dropped (a tab that dies before they arrive)
         self.dropped = 0
-        self.ready = threading.Event()
-        self.error = None
-        self.thread = threading.Thread(target=self._thread, daemon=True)
-        self.thread.start()
-        if not self.ready.wait(30) or self.error:
-            raise RuntimeError(f"the coordinator did not start: {self.error!r}")
+        super().__init__(state, port)
 
-    def _thread(self):
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by __init__ or stop()
-            self.error = exc
-            self.ready.set()
-
-    async def _main(self):
-        from aiohttp import web
-
-        self.loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self.server = server = CoordinatorServer(self.state, D.TOKEN, D.ADMIN, pyodide=str(PYODIDE_DIR))
+    def make_server(self):
+        server = CoordinatorServer(self.state, D.TOKEN, D.ADMIN, pyodide=str(PYODIDE_DIR))
         original = server.on_result
 
         async def on_result(wid, frame, now):  # what was accepted, by name; drop what is held
@@ -103,22 +86,8 @@ class Cluster:
             if w is not None and w.samples_done > before:
                 self.accepted[name] = self.accepted.get(name, 0) + w.samples_done - before
 
-        server.on_result = on_result  # frames are dispatched through the instance
-        runner = web.AppRunner(make_app(server), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        tasks = [asyncio.create_task(Worker(self.url, D.TOKEN, name=f"native{i}").run()) for i in range(self.n_native)]
-        self.ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await runner.cleanup()
+        server.on_result = on_result  # dispatch goes through the instance
+        return server
 
     def call(self, coro, timeout=30):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -138,12 +107,6 @@ class Cluster:
             if self.error or time.monotonic() > end:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what} (error: {self.error!r})")
             time.sleep(0.005)
-
-    def stop(self):
-        if self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self._stop.set)
-            self.thread.join(30)
-        assert not self.thread.is_alive(), "the coordinator thread did not end"
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,7 @@ without the admin token, pause and resume with it, and say "coordinator unreacha
 the coordinator is down, recovering when it is back.
 """
 
-import asyncio
 import json
-import threading
 import urllib.error
 import urllib.request
 
@@ -21,9 +19,7 @@ pytest.importorskip("aiohttp", reason="the coordinator needs aiohttp (pip instal
 
 import browser_helpers as B  # noqa: E402  (tests/ is on sys.path under pytest)
 import dist_helpers as D  # noqa: E402
-from sukiyaki.distributed.coordinator.app import CoordinatorServer, make_app  # noqa: E402
 from sukiyaki.distributed.coordinator.state import Settings  # noqa: E402
-from sukiyaki.distributed.worker import Worker  # noqa: E402
 
 #: A worker name that would run script if the page put names into HTML.
 ODD_NAME = 'w1 <img src=x onerror="window.pwned=1">'
@@ -32,55 +28,13 @@ REDDISH = "(r, g, b) => r > 150 && g < 110 && b < 110"
 BLUISH = "(r, g, b) => b > 130 && r < 110 && g > 70 && g < 170"
 
 
-class Cluster:
-    """A coordinator (and workers) on 127.0.0.1, its event loop in a background thread."""
+class Cluster(D.ThreadedCluster):
+    """A coordinator and n native workers on 127.0.0.1, its event loop in a background thread."""
 
     def __init__(self, n_workers=2, port=0, iterations=100000):
-        self.state = D.make_state(Settings(batch_size=32, iterations=iterations, seed=0, shard_size=8, val_cycle=10))
-        self.n_workers, self.port = n_workers, port
-        self.ready = threading.Event()
-        self.error = None
-        self.thread = threading.Thread(target=self._thread, daemon=True)
-        self.thread.start()
-        if not self.ready.wait(30) or self.error:
-            raise RuntimeError(f"the coordinator did not start: {self.error!r}")
-
-    def _thread(self):
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by __init__ or stop()
-            self.error = exc
-            self.ready.set()
-
-    async def _main(self):
-        from aiohttp import web
-
-        self.loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self.server = CoordinatorServer(self.state, D.TOKEN, D.ADMIN)
-        runner = web.AppRunner(make_app(self.server), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        names = ["w0", ODD_NAME][: self.n_workers] + [f"w{i}" for i in range(2, self.n_workers)]
-        tasks = [asyncio.create_task(Worker(self.url, D.TOKEN, name=n).run()) for n in names]
-        self.ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await runner.cleanup()
-
-    def stop(self):
-        """Shut the coordinator down (its port closes) and wait for the thread."""
-        if self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self._stop.set)
-            self.thread.join(30)
-        assert not self.thread.is_alive(), "the coordinator thread did not end"
+        self.names = (["w0", ODD_NAME][:n_workers] + [f"w{i}" for i in range(2, n_workers)])
+        super().__init__(D.make_state(Settings(batch_size=32, iterations=iterations, seed=0, shard_size=8,
+                                               val_cycle=10)), port)
 
 
 def metrics(url):
