@@ -174,8 +174,42 @@ def _apply_resume_options(args):
 
 
 def _cmd_train(args):
+    if not args.distributed:
+        return _train(args)
+    from sukiyaki.distributed.cluster import ClusterError, ClusterRun
+
+    try:
+        cluster = ClusterRun.start(timeout=args.dist_timeout, bucket_bytes=int(args.bucket_mb * (1 << 20)))
+    except ClusterError as exc:
+        print(f"sukiyaki train: error: {exc}", file=sys.stderr)
+        return 1
+    args.failure = None
+    try:
+        rc = _train(args, cluster)
+        if rc == 0:
+            cluster.finish()
+            return 0
+    except ClusterError as exc:
+        print(f"sukiyaki train: error: {cluster.explain(exc)}", file=sys.stderr)
+        cluster.fail(cluster.explain(exc))
+        return 1
+    except BaseException as exc:
+        cluster.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    cluster.fail(args.failure or f"stopped with exit status {rc}")
+    return rc
+
+
+def _train(args, cluster=None):
+    """``sukiyaki train``; ``cluster``: this rank's :class:`sukiyaki.distributed.cluster.ClusterRun`."""
     from sukiyaki.nn.train import Trainer, check_appendable, make_optimizer
     from sukiyaki.nn.weights import load_weights
+
+    root = cluster is None or cluster.is_root
+
+    def say(*line, **kw):  # only rank 0 talks
+        if root:
+            print(*line, **kw)
 
     if args.log:
         check_appendable(args.log, "--log")  # before anything is built or trained
@@ -184,12 +218,17 @@ def _cmd_train(args):
     _apply_resume_options(args)
     if args.batch_size % args.batch_div:
         raise UsageError(f"--batch-div {args.batch_div} does not divide --batch-size {args.batch_size}")
+    if cluster is not None:
+        if args.batch_size < cluster.world_size:
+            raise UsageError(f"--batch-size {args.batch_size} is smaller than WORLD_SIZE {cluster.world_size}: "
+                             f"every rank needs a share of each batch")
+        args.device = cluster.pin_device(args.device)
     net = build_net(args, seed=args.seed)
     opt = make_optimizer(args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                          schedule=args.lr_schedule)
     if args.initial_weights:
         fmt = load_weights(net, args.initial_weights)
-        print(f"initial weights: {args.initial_weights} ({fmt})")
+        say(f"initial weights: {args.initial_weights} ({fmt})")
     out_dir = args.out_dir
     if out_dir and not os.path.isdir(out_dir):
         os.makedirs(out_dir, exist_ok=True)
@@ -197,34 +236,54 @@ def _cmd_train(args):
     if checkpoint is None and args.checkpoint_every:
         checkpoint = os.path.join(out_dir, f"{_net_stem(args)}_checkpoint.safetensors")
     save_final = None if args.save_template else os.path.join(out_dir, f"{_net_stem(args)}_final.safetensors")
+    if not root:  # only rank 0 writes files, validates, logs and draws the bar
+        args.save_template, args.log, args.no_progress, args.val_cycle = None, None, True, None
+        args.checkpoint_every = checkpoint = save_final = None
     trainer = Trainer(net, opt, batch_size=args.batch_size, batch_div=args.batch_div, iterations=args.iterations,
                       epochs=args.epochs if args.iterations is None else None, val_cycle=args.val_cycle,
                       seed=args.seed, save_template=args.save_template, save_final=save_final,
                       checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                      shard=None if cluster is None else cluster.shard,
                       progress=False if args.no_progress else sys.stderr,
-                      log=lambda line: print(line, flush=True), metrics_log=args.log)
+                      log=lambda line: say(line, flush=True), metrics_log=args.log)
     if args.resume:
         it = trainer.resume(args.resume)
-        print(f"resumed from {args.resume} at iteration {it}", flush=True)
-    print(f"training {_net_stem(args)}: {trainer.n_train} samples, batch {trainer.batch_size}"
-          f"{f' in {trainer.batch_div} sub-batches' if trainer.batch_div > 1 else ''}, "
-          f"{trainer.total_iterations} iterations, {opt.type_name} lr {opt.base_lr:g}, device {net.device}",
-          flush=True)
+        say(f"resumed from {args.resume} at iteration {it}", flush=True)
+    if cluster is not None:
+        cluster.attach(trainer)
+        low, high = args.batch_size // cluster.world_size, -(-args.batch_size // cluster.world_size)
+        say(f"cluster: {cluster.world_size} ranks, {low if low == high else f'{low}-{high}'} samples of each batch "
+            f"per rank, gradients averaged by {'NCCL' if cluster.gpu is not None else 'the host store'}", flush=True)
+    say(f"training {_net_stem(args)}: {trainer.n_train} samples, batch {trainer.batch_size}"
+        f"{f' in {trainer.batch_div} sub-batches' if trainer.batch_div > 1 else ''}, "
+        f"{trainer.total_iterations} iterations, {opt.type_name} lr {opt.base_lr:g}, device {net.device}",
+        flush=True)
     try:
         summary = trainer.train()
     except KeyboardInterrupt:
         print(f"sukiyaki train: interrupted at iteration {trainer.iteration}", file=sys.stderr)
+        if cluster is not None:
+            args.failure = f"interrupted at iteration {trainer.iteration}"
         return 130
-    except (FloatingPointError, ValueError, OSError, MemoryError) as exc:
-        print(f"sukiyaki train: error at iteration {trainer.iteration}: {_message(exc)}", file=sys.stderr)
+    except (FloatingPointError, ValueError, OSError, MemoryError, _cluster_error()) as exc:
+        message = cluster.explain(exc) if cluster is not None and _is_cluster_error(exc) else _message(exc)
+        print(f"sukiyaki train: error at iteration {trainer.iteration}: {message}", file=sys.stderr)
+        if cluster is not None:
+            args.failure = f"error at iteration {trainer.iteration}: {message}"
         return 1
+    if not root:
+        return 0
     val = summary["val"]
     if val is not None:
         from sukiyaki.nn.train import format_metrics
 
         print(f"final {format_metrics(val, 'test')}")
+    rate = summary["images_per_s"]
+    if cluster is not None:  # rank 0 counted its share of each batch
+        rate *= args.batch_size / -(-args.batch_size // cluster.world_size)
     print(f"{summary['iterations_run']} iterations ({summary['epoch']:.2f} epochs done) in "
-          f"{summary['seconds']:.1f} s of training, {summary['images_per_s']:,.0f} images/s")
+          f"{summary['seconds']:.1f} s of training, {rate:,.0f} images/s"
+          f"{f' (all {cluster.world_size} ranks)' if cluster is not None else ''}")
     final = summary["saved"][-1] if summary["saved"] else None
     if final:
         print(f"weights saved to {final}")
@@ -280,6 +339,14 @@ def _add_train(sub):
     p.add_argument("--log", metavar="PATH",
                    help="append JSON lines to PATH: one per iteration (iteration, loss, images_per_s, time) "
                         "and one per validation (iteration, validation)")
+    p.add_argument("--distributed", action="store_true",
+                   help="cluster mode: one process per GPU (or CPU) started by any launcher, with RANK, WORLD_SIZE, "
+                        "MASTER_ADDR, MASTER_PORT (and LOCAL_RANK) in the environment; gradients averaged by NCCL "
+                        "on --device cuda, through rank 0's store otherwise")
+    p.add_argument("--dist-timeout", type=_number(float, 0, strict=True), default=600.0, metavar="S",
+                   help="with --distributed: seconds to wait for the other ranks before failing (default 600)")
+    p.add_argument("--bucket-mb", type=_number(float, 0, strict=True), default=25.0, metavar="MB",
+                   help="with --distributed: megabytes of gradients per all-reduce bucket (default 25)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -305,6 +372,16 @@ def build_parser():
     add_commands(sub)
     add_web_commands(sub)
     return p
+
+
+def _cluster_error():
+    from sukiyaki.distributed.cluster.env import ClusterError
+
+    return ClusterError
+
+
+def _is_cluster_error(exc):
+    return isinstance(exc, _cluster_error())
 
 
 def _message(exc):

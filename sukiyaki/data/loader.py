@@ -203,3 +203,43 @@ class BatchIterator:
             raise ValueError(f"BatchIterator: state position {position} is past the epoch's "
                              f"end ({self._epoch_end} samples)")
         self.epoch, self.position = epoch, position
+
+
+class ShardedBatches:
+    """One rank's contiguous slice of each batch of a :class:`BatchIterator` (data parallelism).
+
+    Every rank walks the same global batches (same seed); rank r of W takes slice r of
+    ``np.array_split(batch, W)``: sizes differ by at most one, the first ranks take the larger.
+    Everything else (epoch, position, state_dict, ...) is the global iterator's, so a
+    checkpoint of one rank resumes any.
+
+    Args:
+        iterator: the global :class:`BatchIterator`.
+        rank, world_size: this rank's place.
+
+    Example:
+        >>> it = ShardedBatches(BatchIterator(np.arange(10).reshape(1, -1), None, 5, shuffle=False), 1, 2)
+        >>> it.next_batch()[0].tolist(), it.last_share
+        ([[3, 4]], (2, 5))
+    """
+
+    def __init__(self, iterator, rank, world_size):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"ShardedBatches: rank {rank} is out of range for world size {world_size}")
+        self.iterator, self.rank, self.world_size = iterator, int(rank), int(world_size)
+        self.last_share = None  # (this rank's samples, the global batch's) of the last batch
+
+    def __getattr__(self, name):
+        return getattr(self.iterator, name)
+
+    def __len__(self):
+        return len(self.iterator)
+
+    def next_batch(self):
+        """This rank's slice of the next global batch: (images, labels)."""
+        x, t = self.iterator.next_batch()
+        n = x.shape[-1]
+        lo = self.rank * (n // self.world_size) + min(self.rank, n % self.world_size)
+        hi = lo + n // self.world_size + (1 if self.rank < n % self.world_size else 0)
+        self.last_share = (hi - lo, n)
+        return x[..., lo:hi], None if t is None else t[:, lo:hi]

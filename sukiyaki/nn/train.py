@@ -40,7 +40,7 @@ from collections import deque
 
 import numpy as np
 
-from sukiyaki.data.loader import BatchIterator
+from sukiyaki.data.loader import BatchIterator, ShardedBatches
 from sukiyaki.nn.net import Net
 from sukiyaki.nn.netdef import loads_json
 from sukiyaki.nn.optim import get_optimizer, make_schedule
@@ -249,12 +249,15 @@ class Trainer:
             validation (``{"iteration", "validation": {metric: value}, "time"}``). A path is
             opened in append mode when training starts and closed when it ends; every line is
             flushed. None: no log.
+        shard: (rank, world_size) of a data-parallel run: this process trains on its slice of
+            each global batch (:class:`sukiyaki.data.loader.ShardedBatches`); ``grad_hook`` then
+            averages the gradients over the ranks (sukiyaki.distributed.cluster). None: alone.
     """
 
     def __init__(self, net, optimizer=None, batch_size=64, batch_div=1, iterations=None, epochs=None,
                  val_cycle=500, val_batch_size=None, seed=0, save_template=None, save_final=None,
                  checkpoint=None, checkpoint_every=None, device=None, log=print, progress=None,
-                 progress_every=None, read_every=10, metrics_log=None):
+                 progress_every=None, read_every=10, metrics_log=None, shard=None):
         self.seed = _check_int("seed", seed, 0)
         if not isinstance(net, Net):
             net = Net(net, device=device or "numpy", seed=self.seed)
@@ -286,6 +289,17 @@ class Trainer:
         self.log = log if log is not None else (lambda line: None)
         self.progress_stream = None if progress is False else (progress if progress not in (None, True) else sys.stderr)
         self.progress_every = progress_every
+        if shard is not None:
+            rank, world = (_check_int("shard rank", shard[0], 0), _check_int("shard world_size", shard[1], 1))
+            if rank >= world:
+                raise ValueError(f"Trainer: shard rank {rank} is out of range for world size {world}")
+            shard = (rank, world)
+        self.shard = shard
+        #: Called with the ParamStore between the backward pass and the update (a distributed
+        #: run's gradient averaging); its optional ``after_layer`` attribute is the Net's
+        #: backward hook of the last sub-batch (overlap). None: nothing.
+        self.grad_hook = None
+        self._reduced_at = None  # the iteration whose gradients grad_hook last saw
         self.train_inputs, self.n_train = _data_feed(net, "train")
         self.iterator = self._new_iterator(self.batch_size, self.seed)
         self.iteration = 0
@@ -309,8 +323,9 @@ class Trainer:
             check_appendable(self.metrics_log, "metrics_log")
 
     def _new_iterator(self, batch_size, seed):
-        return BatchIterator(np.arange(self.n_train, dtype=np.int64).reshape(1, -1), None, batch_size,
-                             shuffle=True, seed=seed)
+        it = BatchIterator(np.arange(self.n_train, dtype=np.int64).reshape(1, -1), None, batch_size,
+                           shuffle=True, seed=seed)
+        return it if self.shard is None else ShardedBatches(it, *self.shard)
 
     @property
     def total_iterations(self):
@@ -330,6 +345,17 @@ class Trainer:
                 self.log(line)
         else:
             self.log(line)
+
+    def _reduce_gradients(self):
+        """Between the backward pass(es) and ``optimizer.apply``: hand the store to ``grad_hook``
+        (once per iteration; nothing without a hook)."""
+        if self.grad_hook is not None and self._reduced_at != self.iteration:
+            self._reduced_at = self.iteration
+            self.grad_hook(self.net.store)
+
+    def _after_layer_hook(self):
+        """The ``after_layer`` to give the last sub-batch's backward pass (None: none)."""
+        return getattr(self.grad_hook, "after_layer", None)
 
     # --- one iteration ---
     def step(self):
