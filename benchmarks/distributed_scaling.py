@@ -84,6 +84,8 @@ import logging
 import math
 import os
 import platform
+import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -789,6 +791,78 @@ def print_goals(res, quick):
 
 
 # ====================================================================== main
+CLUSTER_RATE = re.compile(r"in ([0-9.]+) s of training, ([0-9,.]+) images/s")
+
+
+def gpu_count():
+    """(GPUs here, why none) through CuPy."""
+    try:
+        import cupy
+    except ImportError:
+        return 0, "CuPy is not installed"
+    try:
+        return cupy.cuda.runtime.getDeviceCount(), None
+    except Exception as exc:  # no driver
+        return 0, f"no usable CUDA driver ({type(exc).__name__})"
+
+
+def run_cluster(workers, batch, iterations, device, netname):
+    """Part C: ``sukiyaki train --distributed`` with N ranks on this host (one process each)."""
+    env = dict(os.environ, SUKIYAKI_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sukiyaki-cluster-") as folder:
+        from sukiyaki.data import load_mnist
+
+        x, t = load_mnist(split="test")
+        small = Path(folder) / "test20.npz"
+        np.savez(small, images=x[..., :20], labels=t[0, :20])
+        for n in workers:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            procs = []
+            for rank in range(n):
+                out = Path(folder) / f"n{n}_rank{rank}"
+                out.mkdir()
+                e = dict(env, RANK=str(rank), WORLD_SIZE=str(n), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                         MASTER_PORT=str(port))
+                argv = [sys.executable, "-m", "sukiyaki", "train", netname, "--distributed", "--device", device,
+                        "--iterations", str(iterations), "--batch-size", str(batch), "--no-progress",
+                        "--val-cycle", "0", "--out-dir", str(out)]
+                if netname == "lenet":
+                    argv += ["--data", f"d_test={small}"]
+                procs.append(subprocess.Popen(argv, env=e, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                              text=True))
+            outs = [p.communicate(timeout=3600) for p in procs]
+            bad = [(r, p.returncode, err) for r, (p, (_, err)) in enumerate(zip(procs, outs)) if p.returncode]
+            if bad:
+                raise RuntimeError(f"cluster run of {n} rank(s): rank {bad[0][0]} exited {bad[0][1]}: {bad[0][2][-2000:]}")
+            m = CLUSTER_RATE.search(outs[0][0])
+            seconds, rate = float(m.group(1)), float(m.group(2).replace(",", ""))
+            rows.append({"ranks": n, "batch": batch, "iterations": iterations, "seconds": seconds, "img_s": rate})
+            print(f"  cluster: {n} rank(s) done: {rate:,.0f} img/s", flush=True)
+    base = next((r for r in rows if r["ranks"] == 1), None)
+    for r in rows:
+        r["speedup"] = r["img_s"] / base["img_s"] if base else float("nan")
+    return rows
+
+
+def print_cluster(rows, device, netname, batch, iterations):
+    cores = os.cpu_count()
+    print(f"\nC. Cluster mode (sukiyaki train --distributed, no coordinator): {netname}, global batch {batch}, "
+          f"{iterations} iterations, device {device}, one process per rank on this host, gradients averaged "
+          f"{'by NCCL' if device == 'cuda' else 'through rank 0 (host communicator)'}; images/s of the whole run "
+          f"(first iterations included)")
+    if device != "cuda":
+        print(f"   This machine has {cores} cores: the speed-up cannot pass ~{cores}x here (part C on CPUs validates "
+              f"the machinery; GPU clusters average through NCCL)")
+    print("   peer: PyTorch DistributedDataParallel on the same GPUs is not measured yet")
+    print(f"{'ranks':>8}{'img/s':>10}{'speed-up':>10}{'x N':>7}")
+    for r in rows:
+        print(f"{r['ranks']:>8}{r['img_s']:>10,.0f}{r['speedup']:>10.2f}{r['speedup'] / r['ranks']:>7.2f}")
+
+
 def _list(kind, choices=None, cast=str):
     def parse(text):
         items = [cast(x.strip()) for x in text.split(",") if x.strip()]
@@ -822,7 +896,9 @@ def main(argv=None):
         return sim_child(argv[1])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a tiny network (LeNet), 1-2 workers, scaled rates: seconds")
-    p.add_argument("--parts", type=_list("--parts", ("real", "sim")), default=["real", "sim"])
+    p.add_argument("--parts", type=_list("--parts", ("real", "sim", "cluster", "cluster-gpu")), default=["real", "sim"],
+                   help="real, sim (the coordinator); cluster: sukiyaki train --distributed on CPU ranks; "
+                        "cluster-gpu: the same on one GPU per rank (refused without as many GPUs as ranks)")
     p.add_argument("--scenarios", type=_list("--scenarios", SCENARIOS), default=list(SCENARIOS))
     p.add_argument("--modes", type=_list("--modes", MODES), default=list(MODES))
     p.add_argument("--workers", type=_list("--workers", cast=int), default=[1, 2, 4, 8])
@@ -835,8 +911,17 @@ def main(argv=None):
     p.add_argument("--real-batch", type=int, default=128)
     p.add_argument("--real-iterations", type=int, default=30, help="measured iterations per real point")
     p.add_argument("--real-warmup", type=int, default=5)
+    p.add_argument("--cluster-net", default="lenet", help="network of the cluster parts (default lenet)")
+    p.add_argument("--cluster-batch", type=int, default=64, help="global batch of the cluster parts")
+    p.add_argument("--cluster-iterations", type=int, default=20, help="iterations per cluster point")
     p.add_argument("--json", help="write the results to this file")
     a = p.parse_args(argv)
+    if "cluster-gpu" in a.parts:
+        have, why = gpu_count()
+        if have < max(a.workers):
+            p.exit(2, f"distributed_scaling.py: --parts cluster-gpu with --workers {','.join(map(str, a.workers))} "
+                      f"needs {max(a.workers)} GPUs, one per rank; this machine has {have}"
+                      f"{f' ({why})' if why else ''}\n")
     if a.iterations < 1 or a.real_iterations < 1 or a.real_batch < 1 or a.real_warmup < 1:
         p.error("--iterations, --real-iterations, --real-warmup and --real-batch must be at least 1")
     if any(n < 1 for n in a.workers):
@@ -857,6 +942,12 @@ def main(argv=None):
         rows = run_real(a.workers, a.real_batch, a.real_warmup, a.real_iterations)
         print_real(rows, a.real_batch, a.real_warmup, a.real_iterations)
         result["real"] = rows
+    for part, device in (("cluster", "numpy"), ("cluster-gpu", "cuda")):
+        if part in a.parts:
+            batch, iters = (32, 4) if a.quick else (a.cluster_batch, a.cluster_iterations)
+            rows = run_cluster(a.workers, batch, iters, device, a.cluster_net)
+            print_cluster(rows, device, a.cluster_net, batch, iters)
+            result[part] = rows
     if "sim" in a.parts:
         if a.quick:
             net = Net("lenet", seed=0)

@@ -407,3 +407,28 @@ def test_nccl_cluster_equals_one_gpu(tmp_path, test20, gpus):
     got = weights(tmp_path / "rank0" / "lenet_final.safetensors")
     for name, w in want.items():
         np.testing.assert_allclose(got[name], w, rtol=0, atol=1e-5 * max(1.0, float(np.abs(w).max())), err_msg=name)
+
+
+# ------------------------------------------------------------------ the scaling benchmark's cluster parts
+
+SCALING = ROOT / "benchmarks" / "distributed_scaling.py"
+
+
+def test_scaling_benchmark_cluster_part(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCALING), "--quick", "--parts", "cluster", "--workers", "1,2",
+                           "--json", str(tmp_path / "c.json")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "C. Cluster mode" in proc.stdout
+    import json
+
+    rows = json.loads((tmp_path / "c.json").read_text())["cluster"]
+    assert [r["ranks"] for r in rows] == [1, 2] and all(r["img_s"] > 0 for r in rows)
+
+
+def test_scaling_benchmark_refuses_too_few_gpus():
+    have = 0 if cuda_missing(1) else next(n for n in range(1, 64) if cuda_missing(n + 1))
+    if have >= 8:
+        pytest.skip("this machine has 8 GPUs: nothing to refuse")
+    proc = subprocess.run([sys.executable, str(SCALING), "--parts", "cluster-gpu", "--workers", "1,2,4,8"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "needs 8 GPUs, one per rank; this machine has" in proc.stderr, proc.stderr
