@@ -6,8 +6,15 @@ Goals (issue 8, on the lent H200): the 4096-cube product >= 50% of the CUDA back
 VGG16 fp32 training >= 30% of the CUDA backend's images/s. Each figure is the median of
 --repeats timed runs, each device synchronised at both ends (WebGPU: one value read back).
 
+The matrix product is also measured with each float32 kernel of the webgpu backend forced
+(``--kernels``: simple, t64, t128; see sukiyaki/backends/webgpu/matmul.py), beside the rule's
+own choice (auto), so a run shows which one wins on that GPU. ``--profile`` times each
+kernel of one training step of the named nets alone (the device synchronised after every
+dispatch: slower than the real step, but it shows where the time goes).
+
 Usage (on the GPU machine; Vulkan's loader as tools/gpu_run.sh's notes say):
     python benchmarks/webgpu_native.py --size 4096 --nets lenet,vgg16 --vgg-batch 64
+    python benchmarks/webgpu_native.py --quick     # 4096 product per kernel, LeNet, VGG16 b32, profiles
 """
 
 import argparse
@@ -48,18 +55,32 @@ def median_rate(fn, sync, work, repeats, min_seconds=0.3):
     return statistics.median(rates)
 
 
-def matmul_tflops(device, n, repeats):
+def matmul_tflops(device, n, repeats, kernel=None):
+    """TFLOP/s of the n-cube float32 product on device (kernel: the webgpu kernel forced)."""
     from sukiyaki.backends import get_backend
 
     backend = get_backend(device)
     rng = np.random.default_rng(0)
     a = backend.from_numpy(np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32)))
     b = backend.from_numpy(np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32)))
-    return median_rate(lambda: backend.matmul(a, b), synchronizer(backend), 2 * n ** 3, repeats) / 1e12
+    if kernel is None:
+        return median_rate(lambda: backend.matmul(a, b), synchronizer(backend), 2 * n ** 3, repeats) / 1e12
+    from sukiyaki.backends.webgpu import matmul as MM
+
+    before, MM.KERNEL = MM.KERNEL, kernel
+    try:
+        out = backend.to_numpy(backend.matmul(a, b))
+        ref = backend.to_numpy(a) @ backend.to_numpy(b)
+        err = float(np.abs(out - ref).max() / np.abs(ref).max())
+        if err > 1e-4:
+            raise AssertionError(f"kernel {kernel}: relative error {err:.2e}")
+        return median_rate(lambda: backend.matmul(a, b), synchronizer(backend), 2 * n ** 3, repeats) / 1e12
+    finally:
+        MM.KERNEL = before
 
 
-def train_rate(device, net_name, batch, repeats):
-    from sukiyaki.backends import get_backend
+def make_net(device, net_name, batch):
+    """(net, step function) of momentum-SGD training of net_name at batch on device."""
     from sukiyaki.nn import Net
     from sukiyaki.nn.netdef import read_netdef
     from sukiyaki.nn.optim import get_optimizer
@@ -83,6 +104,51 @@ def train_rate(device, net_name, batch, repeats):
         net.train_batch({"batch": rng.integers(0, n, batch)})
         opt.apply(net.store)
 
+    return net, step
+
+
+def profile_step(net_name, batch, top=25):
+    """Print the webgpu kernels of one training step by time (each dispatch timed alone)."""
+    from collections import Counter
+
+    from sukiyaki.backends import get_backend
+
+    backend = get_backend("webgpu")
+    sync = synchronizer(backend)
+    _, step = make_net("webgpu", net_name, batch)
+    step()
+    sync()
+    dev = backend.device
+    plain = dev.dispatch
+    spent, count = Counter(), Counter()
+
+    def timed(pipeline, bindings, groups):
+        sync()
+        t0 = time.perf_counter()
+        plain(pipeline, bindings, groups)
+        sync()
+        label = getattr(pipeline[0], "label", None) or getattr(pipeline[0], "_label", None) or "?"
+        spent[label] += time.perf_counter() - t0
+        count[label] += 1
+
+    dev.dispatch = timed
+    try:
+        t0 = time.perf_counter()
+        step()
+        sync()
+        total = time.perf_counter() - t0
+    finally:
+        dev.dispatch = plain
+    print(f"profile {net_name} b{batch}: one step {total * 1e3:.1f} ms with a sync after each of "
+          f"{sum(count.values())} dispatches, kernels {sum(spent.values()) * 1e3:.1f} ms:")
+    for label, t in spent.most_common(top):
+        print(f"  {t * 1e3:9.2f} ms  {count[label]:5d} x  {label}")
+
+
+def train_rate(device, net_name, batch, repeats):
+    from sukiyaki.backends import get_backend
+
+    _, step = make_net(device, net_name, batch)
     return median_rate(step, synchronizer(get_backend(device)), batch, repeats)
 
 
@@ -92,22 +158,41 @@ def main(argv=None):
     p.add_argument("--nets", default="lenet,vgg16")
     p.add_argument("--vgg-batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--kernels", default="simple,t64,t128",
+                   help="webgpu float32 matmul kernels to measure forced, beside auto ('' for none)")
+    p.add_argument("--profile", default="", help="nets whose webgpu training step is profiled kernel by kernel")
+    p.add_argument("--no-cuda", action="store_true", help="webgpu alone (no CUDA backend here)")
+    p.add_argument("--quick", action="store_true",
+                   help="the issue's figures in one go: --vgg-batch 32 --repeats 3 --profile lenet,vgg16")
     args = p.parse_args(argv)
+    if args.quick:
+        args.vgg_batch, args.repeats, args.profile = 32, 3, args.profile or "lenet,vgg16"
     from sukiyaki.backends import get_backend
 
     web = get_backend("webgpu")
     print(f"webgpu adapter: {web.device.info}")
+    print(f"webgpu limits: {web.device.limits}")
     rows = []
+
+    def peer(fn, *a):
+        return float("nan") if args.no_cuda else fn("cuda", *a)
+
     try:
-        cuda = matmul_tflops("cuda", args.size, args.repeats)
+        cuda = peer(matmul_tflops, args.size, args.repeats)
         ours = matmul_tflops("webgpu", args.size, args.repeats)
         rows.append((f"matmul {args.size}^3 (TFLOP/s)", ours, cuda, 0.5))
     except Exception as exc:  # reported, the rest still runs
         print(f"matmul: failed: {type(exc).__name__}: {exc}")
+    for kernel in [k for k in args.kernels.split(",") if k]:
+        try:
+            ours = matmul_tflops("webgpu", args.size, args.repeats, kernel)
+            rows.append((f"  kernel {kernel} (TFLOP/s)", ours, cuda if rows else float("nan"), None))
+        except Exception as exc:
+            print(f"matmul kernel {kernel}: failed: {type(exc).__name__}: {exc}")
     for name in [x for x in args.nets.split(",") if x]:
         batch = 64 if name == "lenet" else args.vgg_batch
         try:
-            cuda = train_rate("cuda", name, batch, args.repeats)
+            cuda = peer(train_rate, name, batch, args.repeats)
             ours = train_rate("webgpu", name, batch, args.repeats)
             rows.append((f"{name} b{batch} train (img/s)", ours, cuda, 0.3 if name == "vgg16" else None))
         except Exception as exc:
@@ -115,7 +200,12 @@ def main(argv=None):
     print(f"{'task':<28} {'webgpu':>10} {'cuda':>10} {'ratio':>6} {'goal':>6}")
     for task, ours, cuda, goal in rows:
         verdict = "" if goal is None else (f">={goal:.2f} " + ("met" if ours / cuda >= goal else "NOT met"))
-        print(f"{task:<28} {ours:10.2f} {cuda:10.2f} {ours / cuda:6.2f} {verdict}")
+        print(f"{task:<28} {ours:10.3f} {cuda:10.3f} {ours / cuda:6.2f} {verdict}")
+    for name in [x for x in args.profile.split(",") if x]:
+        try:
+            profile_step(name, 64 if name == "lenet" else args.vgg_batch)
+        except Exception as exc:
+            print(f"profile {name}: failed: {type(exc).__name__}: {str(exc)[:500]}")
     return 0
 
 

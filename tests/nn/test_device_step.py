@@ -86,19 +86,23 @@ def test_evaluation_reads_once_per_pass(test_subset):
 
 
 def test_masks_do_not_depend_on_batch_div(device, test_subset):
-    """The same 20 iterations with the batch cut in 1, 2 and 4 sub-batches give the same weights
-    (within float32 summation tolerance): every sample keeps its dropout mask and its crop."""
+    """The same 5 iterations with the batch cut in 1, 2 and 4 sub-batches give the same weights
+    (within float32 summation tolerance): every sample keeps its dropout mask and its crop (a
+    mask or crop that moved would differ from the first step on). Not 20: sums in another
+    order differ in the last bits, and over 20 steps such a difference may tip a max-pooling
+    choice between near-equal values, a jump of lr times a gradient (seen on webgpu with
+    split-K sums at seed 3, not at seeds 4-9)."""
     finals = []
     for div in (1, 2, 4):
         net = Net(lenet_with_randomness(), device=device, seed=1, data_sources={"d_test": test_subset})
-        trainer(net, iterations=20, batch_div=div, seed=3).train()
+        trainer(net, iterations=5, batch_div=div, seed=3).train()
         finals.append(weight_arrays(net))
     for other in finals[1:]:
         for k in finals[0]:
             np.testing.assert_allclose(other[k], finals[0][k], rtol=2e-4, atol=2e-6, err_msg=k)
     # the randomness is real: another seed moves the weights far more than that
     net = Net(lenet_with_randomness(), device=device, seed=1, data_sources={"d_test": test_subset})
-    trainer(net, iterations=20, seed=4).train()
+    trainer(net, iterations=5, seed=4).train()
     moved = max(np.abs(weight_arrays(net)[k] - finals[0][k]).max() for k in finals[0])
     assert moved > 1e-3
 

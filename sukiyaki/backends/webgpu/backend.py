@@ -83,6 +83,7 @@ class WebGPUBackend:
         self.unary = {op: self._unary_op(op) for op in UNARY_OPS}
         self._key = (0, 0)
         self._counter = 0
+        self._scratch = {}
         self.seed(None)
 
     # --- custom kernels (sukiyaki.matrix.kernel; see user_kernel.py) ---
@@ -110,6 +111,18 @@ class WebGPUBackend:
         nbytes = 4 * words * _prod(shape)
         self._check_size(nbytes, shape, dtype)
         return GPUArray(Storage(self.device, self.device.buffer(nbytes), nbytes), 0, shape, dtype)
+
+    def _scratch_f32(self, n, slot="splitk"):
+        """A float32 GPUArray of n elements in the scratch buffer ``slot``, kept for reuse (the
+        split-K partial products, a convolution's columns): work runs in the order it was
+        recorded, so later work may reuse the buffer; what it held is then gone."""
+        nbytes = 4 * max(1, int(n))
+        st = self._scratch.get(slot)
+        if st is None or st.nbytes < nbytes:
+            self._check_size(nbytes, (n,), _F32)
+            size = max(nbytes, 1 << 20)
+            st = self._scratch[slot] = Storage(self.device, self.device.buffer(size), size)
+        return GPUArray(st, 0, (int(n),), _F32)
 
     @staticmethod
     def _range(a):

@@ -210,6 +210,11 @@ class Device(_Device):
         self._check_alive()
         return data
 
+    def _write(self, buffer, offset, mv):
+        data = self._jsmod.Uint8Array.new(len(mv))
+        data.assign(mv)
+        self._queue.writeBuffer(buffer.js, offset, data)
+
     def _destroy(self, buffer):
         buffer.destroy()
 

@@ -22,7 +22,11 @@ The interface (what ``backend.py``, ``kernels.py`` and ``nn.py`` call):
   dst_offset, nbytes)``. These are recorded into one command encoder and submitted
   together at the next read, destroy or ``flush()`` (or every ``SUBMIT_EVERY`` commands):
   every write of this backend goes to a fresh buffer (``upload``), never through
-  ``queue.writeBuffer`` into a live one, so deferring the submit cannot reorder anything.
+  ``queue.writeBuffer`` into a live one, so deferring the submit cannot reorder anything;
+- ``params(data)`` -> (buffer, offset, nbytes): a kernel's small parameter block, placed in
+  the encoder's parameter arena (one buffer, written with ``queue.writeBuffer`` just before
+  the encoder is submitted: the only commands that read it are that encoder's), instead of
+  one new buffer a dispatch.
 
 Example:
     >>> padded_size(5), read_window(6, 3)
@@ -31,6 +35,8 @@ Example:
 
 #: Commands recorded before the encoder is submitted even without a read.
 SUBMIT_EVERY = 256
+#: Bytes of the parameter arena (kernels' META blocks, one per dispatch at aligned offsets).
+ARENA_BYTES = 256 << 10
 
 #: Limits asked of the device at the adapter's own values (the WebGPU defaults are smaller).
 WANTED_LIMITS = ("max-buffer-size", "max-storage-buffer-binding-size", "max-storage-buffers-per-shader-stage",
@@ -80,6 +86,8 @@ class Device:
         self._encoder = None
         self._pending = 0
         self.submits = 0
+        self._arena = None
+        self._arena_data = bytearray()
 
     # --- buffers ---
     def _check_size(self, size):
@@ -104,6 +112,24 @@ class Device:
             mv = memoryview(padded)
         self._check_size(len(mv))
         return self._create_with_data(mv)
+
+    def params(self, data):
+        """(buffer, offset, nbytes) holding the bytes of data (a kernel's parameters) when the
+        commands recorded from now until the next submit run (see the module docstring)."""
+        mv = memoryview(data).cast("B")
+        n = padded_size(len(mv))
+        align = self.limits.get("min-storage-buffer-offset-alignment") or 256
+        start = -(-len(self._arena_data) // align) * align
+        if self._arena is None or start + n > self._arena.size:
+            self.flush()
+            if self._arena is None or n > self._arena.size:
+                self._arena = self._create(max(ARENA_BYTES, -(-n // align) * align))
+            start = 0
+        data = self._arena_data
+        data.extend(bytes(start - len(data)))
+        data.extend(mv)
+        data.extend(bytes(n - len(mv)))
+        return (self._arena, start, n)
 
     def read(self, buffer, offset, nbytes):
         """The bytes buffer[offset:offset + nbytes] (waits for the work recorded so far)."""
@@ -153,7 +179,10 @@ class Device:
             self.flush()
 
     def flush(self):
-        """Submit the commands recorded so far."""
+        """Submit the commands recorded so far (the parameter arena written first)."""
+        if self._arena_data:
+            data, self._arena_data = self._arena_data, bytearray()
+            self._write(self._arena, 0, memoryview(data))
         if self._encoder is not None:
             enc, self._encoder, self._pending = self._encoder, None, 0
             self._submit(enc)
@@ -167,6 +196,10 @@ class Device:
         raise NotImplementedError
 
     def _read(self, buffer, start, length):
+        raise NotImplementedError
+
+    def _write(self, buffer, offset, mv):
+        """queue.writeBuffer: mv (4-byte multiple) into buffer at offset, before later submits."""
         raise NotImplementedError
 
     def _destroy(self, buffer):

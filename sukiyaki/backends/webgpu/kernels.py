@@ -108,8 +108,7 @@ class Launcher:
         meta[1:1 + len(offsets)] = offsets
         if len(params):
             meta[1 + len(offsets):] = np.array([int(p) & 0xFFFFFFFF for p in params], dtype=np.uint64).astype(np.uint32)
-        meta_buf = self.device.upload(meta.tobytes())
-        bindings.append((meta_buf, 0, meta_buf.size))
+        bindings.append(self.device.params(meta.tobytes()))
         if groups is None:
             count = -(-n_threads // WG)
             gx = min(count, self.max_groups)

@@ -1,9 +1,26 @@
-"""Matrix products: the strided batched GEMM of kernels/matmul.wgsl (float32, tiled), and a
-plain one-thread-an-output kernel for other dtypes (float64 in software, integers wrapping).
+"""Matrix products: the strided batched GEMM in float32, by one of two kernels, and a plain
+one-thread-an-output kernel for other dtypes (float64 in software, integers wrapping).
 
 :func:`gemm` takes addressing as strides (see matmul.wgsl), so a transposed operand, a
 column block, a batch of samples or a convolution's lowered columns need no copy.
+
+Float32 kernels (:func:`choose` picks one by size; ``SUKIYAKI_WEBGPU_MATMUL`` or
+:data:`KERNEL` forces one: ``auto``, ``simple``, ``t64``, ``t128``):
+
+- ``simple`` (kernels/matmul.wgsl): 4 x 4 outputs a thread through the caches, no
+  workgroup memory and no barriers; for products too small to fill the tiles;
+- ``t64`` / ``t128`` (kernels/matmul_tiled.wgsl, completed by :func:`tiled_code`): a 64 x 64
+  or 128 x 128 block a workgroup of 256, 4 x 4 or 8 x 8 outputs a thread in registers, A and
+  B staged through workgroup memory (16 or 8 values of k at a time). When the blocks are
+  too few to fill a GPU (a weight gradient: small M x N, long K), the contraction is split
+  (split-K) and kernels/matmul_sum.wgsl adds the partial products in a fixed order.
+
+Example (the 128 x 128 kernel for a 4096-cube product, no split):
+    >>> choose(4096, 4096, 4096, 1)
+    ('t128', 1, 4096)
 """
+
+import os
 
 import numpy as np
 
@@ -12,6 +29,123 @@ from sukiyaki.backends.webgpu import kernels as K
 
 LIBS = ("f64", "common", "math")
 _BIG = 1 << 31
+
+#: The float32 kernel: 'auto' (choose's rule), 'simple', 't64' or 't128'.
+KERNEL = os.environ.get("SUKIYAKI_WEBGPU_MATMUL", "auto")
+#: Tiled kernels: name -> (rows a thread, columns a thread, k a slice); 16 x 16 threads.
+TILED = {"t64": (4, 4, 16), "t128": (8, 8, 8)}
+#: Workgroups a product should give to fill a GPU (an H200 has 132 multiprocessors).
+TARGET_GROUPS = 256
+#: Below this many multiply-adds (M N K Z), the simple kernel.
+SMALL = 1 << 18
+#: The shortest stretch of k a split of split-K sums.
+SPLIT_MIN_K = 256
+
+
+def _blocks(name, M, N, Z):
+    tm, tn, _ = TILED[name]
+    return -(-M // (16 * tm)) * -(-N // (16 * tn)) * Z
+
+
+def choose(M, N, K, Z, kernel=None, max_partial=None):
+    """(kernel, S, ks) of a float32 product: the kernel's name, the number of splits of the
+    contraction and the k of each (S = 1: no split).
+
+    The rule: split the contraction when the 64 x 64 blocks of one product (M N, the batch Z
+    left out) are fewer than TARGET_GROUPS, into enough splits for about TARGET_GROUPS
+    blocks, each summing at least SPLIT_MIN_K values of k (a multiple of 16), the partial
+    products within max_partial bytes; then the simple kernel for a product of fewer than
+    SMALL multiply-adds that is not split, else the 128-blocks kernel when it gives
+    TARGET_GROUPS / 2 workgroups or more, else the 64-blocks one. Every kernel sums the k of a
+    split in order, and the splits depend on M, N and K alone, so a sample's result does not
+    depend on how many samples share the product (the batch Z, or N up to 64 columns)."""
+    kernel = kernel or KERNEL
+    if kernel not in TILED and kernel not in ("simple", "auto"):
+        raise ValueError(f"gemm: unknown float32 kernel {kernel!r} (auto, simple, {', '.join(TILED)})")
+    blocks = _blocks("t64", M, N, 1)
+    S = 1
+    if blocks < TARGET_GROUPS and K >= 2 * SPLIT_MIN_K:
+        S = min(-(-TARGET_GROUPS // blocks), K // SPLIT_MIN_K, 64)
+        if max_partial is not None:
+            S = max(1, min(S, max_partial // max(1, 4 * M * N * Z)))
+    if kernel == "auto":
+        if S == 1 and M * N * K < SMALL:
+            kernel = "simple"
+        else:
+            kernel = "t128" if _blocks("t128", M, N, Z) >= TARGET_GROUPS // 2 else "t64"
+    if kernel == "simple":
+        return kernel, 1, K
+    ks = max(16, -(-(-(-K // S)) // 16) * 16)
+    S = -(-K // ks) if K else 1
+    return kernel, S, ks
+
+
+def tiled_code(name):
+    """WGSL of tiled kernel ``name`` (see TILED): kernels/matmul_tiled.wgsl with its
+    generated, unrolled parts (loads, the products of a slice, the stores)."""
+    tm, tn, bk = TILED[name]
+    bm, bn = 16 * tm, 16 * tn
+    la, lb = bm * bk // 256, bn * bk // 256
+    ap, bp = bm // 4 + 1, bn // 4 + 1
+
+    def setup(x, n_loads, rows, mapping, limit, base, s_rows, s_k, s_b, stride, t0):
+        out = []
+        for r in range(n_loads):
+            out += [f"    let {x}s{r} = tile_slot(li + {256 * r}u, {mapping}, {rows});",
+                    f"    let {x}ok{r} = {t0} + {x}s{r}.x < {limit};",
+                    f"    let {x}row{r} = {base} + select(0u, ({t0} + {x}s{r}.x) * {s_rows}, {x}ok{r});",
+                    f"    let {x}w{r} = {x}s{r}.y * {stride} + {x}s{r}.x / 4u;",
+                    f"    let {x}c{r} = {x}s{r}.x % 4u;",
+                    f"    var {x}v{r} = 0.0f;"]
+        return out + load(x, n_loads, "kbeg", s_k, s_b, "    ")
+
+    def load(x, n_loads, kstart, s_k, s_b, ind):
+        buf = x.upper()
+        out = []
+        for r in range(n_loads):
+            out += [f"{ind}{{",
+                    f"{ind}    let k = {kstart} + {x}s{r}.y;",
+                    f"{ind}    {x}v{r} = 0.0f;",
+                    f"{ind}    if ({x}ok{r} && k < kend) {{",
+                    f"{ind}        var ko = k * {s_k};",
+                    f"{ind}        if (split) {{ ko = k_offset(k, kd, {s_k}, {s_b}); }}",
+                    f"{ind}        {x}v{r} = bitcast<f32>({buf}[{x}row{r} + ko]);",
+                    f"{ind}    }}",
+                    f"{ind}}}"]
+        return out
+
+    lines = {"SETUP": setup("a", la, "BM", "a_rows", "M", "abase", "a_si", "a_sk", "a_sb", "AP", "i0")
+             + setup("b", lb, "BN", "b_cols", "N", "bbase", "b_sj", "b_sk", "b_sb", "BP", "j0"),
+             "LOAD": load("a", la, "kn", "a_sk", "a_sb", " " * 12) + load("b", lb, "kn", "b_sk", "b_sb", " " * 12),
+             "TO_SHARED": [f"        AS[aw{r}][ac{r}] = av{r};" for r in range(la)]
+             + [f"        BS[bw{r}][bc{r}] = bv{r};" for r in range(lb)]}
+    acc = [(ha, hb, q) for ha in range(tm // 4) for hb in range(tn // 4) for q in range(4)]
+    lines["ACC"] = [f"    var c{ha}{hb}{q} = vec4<f32>(0.0f);" for ha, hb, q in acc]
+    prod = []
+    for kk in range(bk):
+        prod.append("        {")
+        prod += [f"            let a{ha} = AS[{kk * ap + 16 * ha}u + lid.x];" for ha in range(tm // 4)]
+        prod += [f"            let b{hb} = BS[{kk * bp + 16 * hb}u + lid.y];" for hb in range(tn // 4)]
+        prod += [f"            c{ha}{hb}{q} = c{ha}{hb}{q} + a{ha} * b{hb}.{'xyzw'[q]};" for ha, hb, q in acc]
+        prod.append("        }")
+    lines["PRODUCT"] = prod
+    store = []
+    for ha, hb, q in acc:
+        store += [f"    {{  // rows 4 x + {64 * ha} + (0..3), column 4 y + {64 * hb + q}",
+                  f"        let j = j0 + 4u * lid.y + {64 * hb + q}u;",
+                  f"        let ib = i0 + 4u * lid.x + {64 * ha}u;",
+                  "        for (var r = 0u; r < 4u; r = r + 1u) {",
+                  "            if (j >= N || ib + r >= M) { break; }",
+                  "            let c = cbase + (ib + r) * c_si + j * c_sj;",
+                  f"            var v = c{ha}{hb}{q}[r];",
+                  "            if (add) { v = v + bitcast<f32>(C[c]); }",
+                  "            C[c] = bitcast<u32>(v);",
+                  "        }",
+                  "    }"]
+    lines["STORE"] = store
+    subs = {k: "\n".join(v) for k, v in lines.items()}
+    subs.update(BM=bm, BN=bn, BK=bk, AP=ap, BP=bp, ASN=bk * ap, BSN=bk * bp)
+    return K.assemble("matmul_tiled", ["C"], ["A", "B"], subs=subs)
 
 
 def _naive_body(ctype, kind, out_dtype):
@@ -78,16 +212,36 @@ def gemm(be, C, A, B, M, N, Kdim, a, b, c, batch=(1, 1), accumulate=False, c_ran
     outs = [c_range or C]
     ins = [a_range or A, b_range or B]
     if C.dtype == np.float32 and A.dtype == np.float32 and B.dtype == np.float32:
-        pipe = be.launcher.pipeline(("matmul_f32",), lambda: K.assemble("matmul", ["C"], ["A", "B"]), 1, 2)
-        ranges_out = [be._range(x) if not isinstance(x, tuple) else x for x in outs]
-        ranges_in = [be._range(x) if not isinstance(x, tuple) else x for x in ins]
-        be.launcher.launch(pipe, M * N * Z1 * Z2, ranges_out, ranges_in, params,
-                           groups=(-(-M // 32), -(-N // 32), Z1 * Z2))
+        _gemm_f32(be, outs, ins, params, M, N, Kdim, Z1, Z2, c, accumulate)
         return
     ctype = E.compute_of(C.dtype)
     key = ("matmul_naive", ctype, A.kind, C.dtype.str)
     be._run(key, lambda: K.assemble("matmul_naive", ["C"], ["A", "B"], LIBS, body=_naive_body(ctype, A.kind, C.dtype)),
             M * N * Z1 * Z2, outs, ins, params)
+
+
+def _gemm_f32(be, outs, ins, params, M, N, Kdim, Z1, Z2, c, accumulate):
+    launcher = be.launcher
+    ranges_out = [be._range(x) if not isinstance(x, tuple) else x for x in outs]
+    ranges_in = [be._range(x) if not isinstance(x, tuple) else x for x in ins]
+    Z = Z1 * Z2
+    kernel, S, ks = choose(M, N, Kdim, Z, max_partial=launcher.max_binding)
+    if kernel == "simple":
+        pipe = launcher.pipeline(("matmul_f32",), lambda: K.assemble("matmul", ["C"], ["A", "B"]), 1, 2)
+        launcher.launch(pipe, M * N * Z, ranges_out, ranges_in, params, groups=(-(-M // 32), -(-N // 32), Z))
+        return
+    tm, tn, _ = TILED[kernel]
+    pipe = launcher.pipeline(("matmul_" + kernel,), lambda: tiled_code(kernel), 1, 2)
+    groups = (-(-M // (16 * tm)), -(-N // (16 * tn)), Z * S)
+    if S == 1:
+        launcher.launch(pipe, M * N * Z, ranges_out, ranges_in, params + [1, ks, 0], groups=groups)
+        return
+    # split-K: partial products into a scratch buffer (dense, i + M (j + N (z + Z s))), then summed
+    part = be._range(be._scratch_f32(M * N * Z * S))
+    dense = [M, N, Kdim] + params[3:15] + [1, M, M * N, M * N * Z1, 0]
+    launcher.launch(pipe, M * N * Z, [part], ranges_in, dense + [S, ks, M * N * Z], groups=groups)
+    sum_pipe = launcher.pipeline(("matmul_sum",), lambda: K.assemble("matmul_sum", ["C"], ["W"]), 1, 1)
+    launcher.launch(sum_pipe, M * N * Z, ranges_out, [part], [M, N, Z1, Z, S] + list(c) + [1 if accumulate else 0])
 
 
 def matmul(be, x, y, trans_x=False, trans_y=False):

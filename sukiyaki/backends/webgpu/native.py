@@ -84,6 +84,9 @@ class Device(_Device):
     def _read(self, buffer, start, length):
         return self._device.queue.read_buffer(buffer, start, length)
 
+    def _write(self, buffer, offset, mv):
+        self._device.queue.write_buffer(buffer, offset, mv)
+
     def _destroy(self, buffer):
         buffer.destroy()
 

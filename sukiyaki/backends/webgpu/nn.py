@@ -5,9 +5,12 @@ sample, the (positions x KH*KW*C) columns, and one batched product per chunk of 
 gives every group's output straight in the (h, w, c, n) layout (the batch runs over groups
 and samples, the weight is shared through a zero stride). The backward pass multiplies
 back (dcols = dy W', then col2im, a gather) and forms the weight gradient as one product
-whose contraction runs over positions and samples together. Chunks of samples bound the
-columns' memory (COLS_BYTES). Pooling, crops and the updates are the kernels of
-kernels/pool.wgsl, crop_flip.wgsl and update.wgsl.
+whose contraction runs over positions and samples together (split-K when the weight is
+small), the bias gradient likewise as dy times a vector of ones. Chunks of samples bound the
+columns' memory (COLS_BYTES); the columns of a chunk live in a scratch buffer reused by the
+next chunk and layer, except those kept for the backward pass (a batch in one chunk).
+Pooling, crops and the updates are the kernels of kernels/pool.wgsl, crop_flip.wgsl and
+update.wgsl.
 """
 
 import numpy as np
@@ -18,8 +21,8 @@ from sukiyaki.backends.webgpu.matmul import gemm
 _F32 = np.dtype(np.float32)
 _I32 = np.dtype(np.int32)
 _BIG = 1 << 31
-#: Bytes of lowered columns per chunk of samples.
-COLS_BYTES = 32 << 20
+#: Bytes of lowered columns per chunk of samples (also bounded by the device's largest binding).
+COLS_BYTES = 512 << 20
 
 
 class Kernels:
@@ -28,6 +31,7 @@ class Kernels:
     def __init__(self, backend):
         self.be = backend
         self._scratch = {}
+        self._one = None
 
     def _dummy(self, use="w"):
         """A 4-byte scratch range for an unused binding: one buffer for read-write bindings and
@@ -61,10 +65,12 @@ class Kernels:
         limit = min(COLS_BYTES, self.be.launcher.max_binding)
         return max(1, min(n, limit // max(per, 1)))
 
-    def _im2col(self, x, spec, n0, nc):
+    def _im2col(self, x, spec, n0, nc, keep=False):
+        """Columns of samples n0 .. n0 + nc: a new array when keep, else the scratch columns."""
         H, W, C, OH, OW, O, KH, KW, G = self._geometry(spec)
         P, Kd = OH * OW, KH * KW * C
-        cols = self.be._new((P, Kd, nc), _F32)
+        cols = self.be._new((P, Kd, nc), _F32) if keep else \
+            self.be.reshape(self.be._scratch_f32(P * Kd * nc, "cols"), (P, Kd, nc))
         params = [H, W, C, OH, OW, KH, KW, spec.stride[0], spec.stride[1], spec.pad[0], spec.pad[1], n0]
         self._run("im2col", "im2col", [("COLS", cols)], [("X", x)], P * Kd * nc, params, libs=())
         return cols
@@ -86,7 +92,7 @@ class Kernels:
         cols = None
         for n0 in range(0, n, chunk):
             nc = min(chunk, n - n0)
-            cols = self._im2col(x, spec, n0, nc)
+            cols = self._im2col(x, spec, n0, nc, keep=keep and chunk >= n)
             gemm(be, y, cols, w, P, og, Kg,
                  a=(1, P, _BIG, 0, P * Kg, P * Kd), b=(Kg, 1, _BIG, 0, Kg * og, 0), c=(1, P, P * og, P * O),
                  batch=(G, nc), c_range=self._sub(y, n0 * P * O, nc * P * O))
@@ -121,14 +127,18 @@ class Kernels:
                      a=(P, 1, P, P * Kd, P * Kg, 0), b=(P, 1, P, P * O, P * og, 0), c=(1, Kg, Kg * og, 0),
                      batch=(G, 1), accumulate=n0 > 0, b_range=dy_r)
             if need_dx:
-                dcols = be._new((P, Kd, nc), _F32)
+                dcols = be._scratch_f32(P * Kd * nc, "dcols")
                 gemm(be, dcols, dy, w, P, Kg, og,
                      a=(1, P, _BIG, 0, P * og, P * O), b=(1, Kg, _BIG, 0, Kg * og, 0), c=(1, P, P * Kg, P * Kd),
                      batch=(G, nc), a_range=dy_r)
                 self._run("col2im", "col2im", [("DX", self._sub(dx, n0 * H * W * C, nc * H * W * C))],
                           [("DCOLS", dcols)], H * W * C * nc, params + [n0], libs=())
-        db = be.reduce("sum", be.reduce("sum", be.reshape(dy, (P, O, n)), 0), 2)
-        return dx, dw, be.reshape(db, (O, 1))
+        # db(o) = sum over positions p and samples of dy(p, o, sample): dy times a vector of ones
+        db = be._new((O, 1), _F32)
+        if self._one is None:
+            self._one = be.full((1,), 1.0, _F32)
+        gemm(be, db, dy, self._one, O, 1, P * n, a=(P, 1, P, P * O, 0, 0), b=(0, 0, P, 0, 0, 0), c=(1, O, 0, 0))
+        return dx, dw, db
 
     # ------------------------------------------------------------------ pooling
     @staticmethod

@@ -1,0 +1,153 @@
+"""The WebGPU float32 matrix-product kernels (sukiyaki/backends/webgpu/matmul.py): the simple
+one and the register-tiled ones (64- and 128-blocks, split-K) against numpy in float64, at
+edge sizes, transposed, strided and batched as the convolutions use them; the rule that
+picks a kernel; the kernels' parameter arena."""
+
+import numpy as np
+import pytest
+
+from sukiyaki.backends import available_backends, get_backend
+
+pytestmark = pytest.mark.skipif("webgpu" not in available_backends(),
+                                reason="the webgpu backend is not available here (pip install 'sukiyaki[webgpu]' "
+                                       "and a WebGPU adapter, e.g. Mesa's lavapipe)")
+KERNELS = ("simple", "t64", "t128")
+TOL = 2e-6  # relative to the largest |value|: float32 sums of up to a few thousand terms
+
+
+@pytest.fixture(scope="module")
+def be():
+    return get_backend("webgpu")
+
+
+@pytest.fixture
+def kernel(request, monkeypatch):
+    from sukiyaki.backends.webgpu import matmul as MM
+
+    monkeypatch.setattr(MM, "KERNEL", request.param)
+    return request.param
+
+
+def close(got, want):
+    scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
+    return float(np.abs(got - want).max()) / scale <= TOL if want.size else True
+
+
+@pytest.mark.parametrize("kernel", KERNELS, indirect=True)
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 5, 3), (1, 129, 63), (63, 64, 65), (64, 64, 64), (65, 1, 129),
+                                   (129, 130, 7), (130, 65, 64), (66, 9, 1030), (5, 3, 2000)])
+def test_products_at_edge_sizes_and_transposed(be, kernel, M, N, K):
+    rng = np.random.default_rng(M * 10007 + N * 101 + K)
+    bad = []
+    for tx in (False, True):
+        for ty in (False, True):
+            x = rng.standard_normal((K, M) if tx else (M, K)).astype(np.float32)
+            y = rng.standard_normal((N, K) if ty else (K, N)).astype(np.float32)
+            want = (x.T if tx else x).astype(np.float64) @ (y.T if ty else y).astype(np.float64)
+            got = be.to_numpy(be.matmul(be.from_numpy(x), be.from_numpy(y), tx, ty))
+            if got.shape != want.shape or not close(got, want):
+                bad.append((tx, ty))
+    assert not bad, f"kernel {kernel}, {M}x{N}x{K}: wrong with (trans_x, trans_y) in {bad}"
+
+
+def reference_gemm(C, A, B, M, N, K, a, b, c, batch, accumulate):
+    """numpy float64 of matmul.gemm's addressing (see kernels/matmul.wgsl)."""
+    kd = max(1, min(a[2], K))
+    i = np.arange(M)[:, None, None]
+    j = np.arange(N)[None, :, None]
+    k = np.arange(K)[None, None, :]
+    kr, kb = k % kd, k // kd
+    out = C.astype(np.float64)
+    for z2 in range(batch[1]):
+        for z1 in range(batch[0]):
+            av = A[i * a[0] + kr * a[1] + kb * a[3] + z1 * a[4] + z2 * a[5]].astype(np.float64)
+            bv = B[j * b[0] + kr * b[1] + kb * b[3] + z1 * b[4] + z2 * b[5]].astype(np.float64)
+            at = np.arange(M)[:, None] * c[0] + np.arange(N)[None, :] * c[1] + z1 * c[2] + z2 * c[3]
+            out[at] = (out[at] if accumulate else 0) + (av * bv).sum(2)
+    return out
+
+
+@pytest.mark.parametrize("kernel", KERNELS, indirect=True)
+@pytest.mark.parametrize("M,N,K,Z1,Z2,kd", [(25, 20, 1152, 1, 1, 36), (70, 9, 700, 2, 1, 100), (5, 3, 9, 1, 3, 9),
+                                            (65, 66, 520, 1, 2, 7), (130, 40, 300, 3, 1, 300), (1, 1, 600, 1, 1, 1)])
+def test_strided_batched_products_split_contraction(be, kernel, M, N, K, Z1, Z2, kd):
+    """The addressing a convolution uses: the contraction split in two strided axes (positions
+    and samples), a batch of groups and samples, a weight shared through a zero stride,
+    operands k-contiguous or not, accumulation into C; split-K where the rule splits."""
+    from sukiyaki.backends.webgpu import matmul as MM
+
+    rng = np.random.default_rng(K + M)
+    nb = -(-K // kd)
+    bad = []
+    for ta in (False, True):
+        for tb in (False, True):
+            for accumulate in (False, True):
+                a = (kd * nb, 1, kd, kd, M * kd * nb, M * kd * nb * Z1) if ta else \
+                    (1, M, kd, M * kd, M * kd * nb, M * kd * nb * Z1)
+                b = (1, N, kd, N * kd, N * kd * nb, N * kd * nb * Z1) if tb else (kd * nb, 1, kd, kd, N * kd * nb, 0)
+                c = (1, M, M * N, M * N * Z1)
+                Af = rng.standard_normal(M * kd * nb * Z1 * Z2).astype(np.float32)
+                Bf = rng.standard_normal(N * kd * nb * Z1 * Z2).astype(np.float32)
+                Cf = rng.standard_normal(M * N * Z1 * Z2).astype(np.float32)
+                C = be.from_numpy(Cf)
+                MM.gemm(be, C, be.from_numpy(Af), be.from_numpy(Bf), M, N, K, a, b, c, batch=(Z1, Z2),
+                        accumulate=accumulate)
+                if not close(be.to_numpy(C), reference_gemm(Cf, Af, Bf, M, N, K, a, b, c, (Z1, Z2), accumulate)):
+                    bad.append((ta, tb, accumulate))
+    assert not bad, f"kernel {kernel}: wrong with (A k-contiguous, B j-contiguous, accumulate) in {bad}"
+
+
+def test_the_rule():
+    from sukiyaki.backends.webgpu.matmul import SPLIT_MIN_K, choose
+
+    assert choose(4096, 4096, 4096, 1) == ("t128", 1, 4096)
+    assert choose(8, 8, 8, 1)[0] == "simple"
+    # a weight gradient (small M x N, long contraction) is split; each split sums >= SPLIT_MIN_K
+    kernel, S, ks = choose(576, 64, 50176, 1)
+    assert kernel == "t64" and S > 8 and ks >= SPLIT_MIN_K and S * ks >= 50176 and ks % 16 == 0
+    # the split does not depend on the batch: a sample's sums are the same whatever the batch
+    for M, N, K in [(196, 512, 4608), (64, 50, 500), (500, 16, 800), (20, 1, 36864)]:
+        splits = {choose(M, N, K, Z)[1:] for Z in (1, 4, 16, 64)}
+        assert len(splits) == 1, (M, N, K, splits)
+    # the partial products stay within the bytes allowed
+    assert choose(100, 100, 100000, 1, max_partial=4 * 100 * 100 * 3)[1] <= 3
+    with pytest.raises(ValueError, match="unknown float32 kernel 'fast'"):
+        choose(8, 8, 8, 1, kernel="fast")
+
+
+@pytest.mark.parametrize("kernel", ("auto",) + KERNELS, indirect=True)
+def test_a_column_does_not_depend_on_the_others(be, kernel):
+    """The bits of a column of W X are those of W times that column alone (so a sample's
+    output does not depend on the batch it is in)."""
+    rng = np.random.default_rng(0)
+    for M, K in [(500, 800), (64, 500), (130, 1100)]:
+        w = be.from_numpy(rng.standard_normal((M, K)).astype(np.float32))
+        X = rng.standard_normal((K, 16)).astype(np.float32)
+        whole = be.to_numpy(be.matmul(w, be.from_numpy(X)))
+        one = be.to_numpy(be.matmul(w, be.from_numpy(np.asfortranarray(X[:, 3:4]))))
+        assert np.array_equal(whole[:, 3:4], one), (M, K)
+
+
+def test_kernels_share_one_parameter_arena(be, monkeypatch):
+    """Launches between two reads create no buffer for their parameters, and an arena that
+    fills up is submitted and reused without mixing parameters up."""
+    from sukiyaki.backends.webgpu import device as D
+
+    dev = be.device
+    made = []
+    create = dev._create_with_data
+    monkeypatch.setattr(dev, "_create_with_data", lambda mv: made.append(len(mv)) or create(mv))
+    x = be.from_numpy(np.arange(8, dtype=np.float32))
+    be.to_numpy(x)
+    monkeypatch.setattr(D, "ARENA_BYTES", 1024)
+    monkeypatch.setattr(dev, "_arena", None)  # the next one of 1024 bytes
+    made.clear()
+    before = dev.submits
+    y = x
+    n = 2 * 1024 // max(32, dev.limits["min-storage-buffer-offset-alignment"]) + 5  # fills the arena twice
+    for k in range(n):
+        y = be.binary["add"](y, float(k % 3))
+    got = be.to_numpy(y)
+    assert made == []
+    assert dev.submits - before >= 2
+    np.testing.assert_array_equal(got, np.arange(8, dtype=np.float32) + sum(k % 3 for k in range(n)))
