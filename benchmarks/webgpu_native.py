@@ -7,7 +7,7 @@ VGG16 fp32 training >= 30% of the CUDA backend's images/s. Each figure is the me
 --repeats timed runs, each device synchronised at both ends (WebGPU: one value read back).
 
 The matrix product is also measured with each float32 kernel of the webgpu backend forced
-(``--kernels``: simple, t64, t128; see sukiyaki/backends/webgpu/matmul.py), beside the rule's
+(``--kernels``: simple, t64, t128, t128k16; see sukiyaki/backends/webgpu/matmul.py), beside the rule's
 own choice (auto), so a run shows which one wins on that GPU. ``--profile`` times each
 kernel of one training step of the named nets alone (the device synchronised after every
 dispatch: slower than the real step, but it shows where the time goes).
@@ -158,7 +158,7 @@ def main(argv=None):
     p.add_argument("--nets", default="lenet,vgg16")
     p.add_argument("--vgg-batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--kernels", default="simple,t64,t128",
+    p.add_argument("--kernels", default="simple,t64,t128,t128k16",
                    help="webgpu float32 matmul kernels to measure forced, beside auto ('' for none)")
     p.add_argument("--profile", default="", help="nets whose webgpu training step is profiled kernel by kernel")
     p.add_argument("--no-cuda", action="store_true", help="webgpu alone (no CUDA backend here)")

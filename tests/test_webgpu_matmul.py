@@ -11,7 +11,7 @@ from sukiyaki.backends import available_backends, get_backend
 pytestmark = pytest.mark.skipif("webgpu" not in available_backends(),
                                 reason="the webgpu backend is not available here (pip install 'sukiyaki[webgpu]' "
                                        "and a WebGPU adapter, e.g. Mesa's lavapipe)")
-KERNELS = ("simple", "t64", "t128")
+KERNELS = ("simple", "t64", "t128", "t128k16")
 TOL = 2e-6  # relative to the largest |value|: float32 sums of up to a few thousand terms
 
 
@@ -95,6 +95,19 @@ def test_strided_batched_products_split_contraction(be, kernel, M, N, K, Z1, Z2,
                 if not close(be.to_numpy(C), reference_gemm(Cf, Af, Bf, M, N, K, a, b, c, (Z1, Z2), accumulate)):
                     bad.append((ta, tb, accumulate))
     assert not bad, f"kernel {kernel}: wrong with (A k-contiguous, B j-contiguous, accumulate) in {bad}"
+
+
+def test_tiled_kernels_fit_webgpus_default_limits():
+    """Workgroup memory within 16 KiB and 256 invocations (the browser's defaults)."""
+    import re
+
+    from sukiyaki.backends.webgpu.matmul import TILED, WORKGROUP_BYTES, tiled_code
+
+    for name in TILED:
+        code = tiled_code(name)
+        sizes = [int(n) for n in re.findall(r"var<workgroup> \w+: array<vec4<f32>, (\d+)>", code)]
+        assert len(sizes) == 2 and 16 * sum(sizes) <= WORKGROUP_BYTES, (name, sizes)
+        assert "@workgroup_size(16, 16)" in code
 
 
 def test_the_rule():
