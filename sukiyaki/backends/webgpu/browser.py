@@ -129,6 +129,7 @@ class Device(_Device):
         self._read_usage = usage.MAP_READ | usage.COPY_DST
         self._map_read = js.GPUMapMode.READ
         self._layouts = {}
+        self._pass = None  # (encoder, its open compute pass)
         self._doomed = []
         self.lost = None  # the reason, once the device is lost
         device.lost.then(create_once_callable(self._on_lost))
@@ -276,19 +277,29 @@ class Device(_Device):
         entries = [{"binding": i, "resource": {"buffer": buf.js, "offset": off, "size": size}}
                    for i, (buf, off, size) in enumerate(bindings)]
         group = self._device.createBindGroup(self._to_js({"layout": bgl, "entries": entries}))
-        cp = enc.beginComputePass()
+        # consecutive dispatches share one compute pass (each dispatch is its own usage scope)
+        if self._pass is None or self._pass[0] is not enc:
+            self._pass = (enc, enc.beginComputePass())
+        cp = self._pass[1]
         cp.setPipeline(pipe)
         cp.setBindGroup(0, group)
         cp.dispatchWorkgroups(*groups)
-        cp.end()
+
+    def _end_pass(self):
+        if self._pass is not None:
+            self._pass[1].end()
+            self._pass = None
 
     def _record_clear(self, enc, buffer, offset, nbytes):
+        self._end_pass()
         enc.clearBuffer(buffer.js, offset, nbytes)
 
     def _record_copy(self, enc, src, src_offset, dst, dst_offset, nbytes):
+        self._end_pass()
         enc.copyBufferToBuffer(src.js, src_offset, dst.js, dst_offset, nbytes)
 
     def _submit(self, enc):
+        self._end_pass()
         self._queue.submit(self._to_js([enc.finish()]))
         self._bury()
 

@@ -73,6 +73,7 @@ class Device(_Device):
             self.limits[name] = _limit(self._device.limits, name) or default
         self._usage = (wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST)
         self._layouts = {}
+        self._pass = None  # (encoder, its open compute pass)
 
     # --- buffers ---
     def _create(self, size):
@@ -118,23 +119,34 @@ class Device(_Device):
         return self._device.create_command_encoder()
 
     def _record_dispatch(self, enc, pipeline, bindings, groups):
+        # consecutive dispatches share one compute pass (each dispatch is its own usage scope:
+        # WebGPU orders their reads after the writes of the ones before)
         pipe, bgl = pipeline
         entries = [{"binding": i, "resource": {"buffer": buf, "offset": off, "size": size}}
                    for i, (buf, off, size) in enumerate(bindings)]
         group = self._device.create_bind_group(layout=bgl, entries=entries)
-        cp = enc.begin_compute_pass()
+        if self._pass is None or self._pass[0] is not enc:
+            self._pass = (enc, enc.begin_compute_pass())
+        cp = self._pass[1]
         cp.set_pipeline(pipe)
         cp.set_bind_group(0, group)
         cp.dispatch_workgroups(*groups)
-        cp.end()
+
+    def _end_pass(self):
+        if self._pass is not None:
+            self._pass[1].end()
+            self._pass = None
 
     def _record_clear(self, enc, buffer, offset, nbytes):
+        self._end_pass()
         enc.clear_buffer(buffer, offset, nbytes)
 
     def _record_copy(self, enc, src, src_offset, dst, dst_offset, nbytes):
+        self._end_pass()
         enc.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, nbytes)
 
     def _submit(self, enc):
+        self._end_pass()
         self._device.queue.submit([enc.finish()])
 
 
