@@ -32,7 +32,7 @@ NETS = HERE.parent / "sukiyaki" / "nets"
 LAST_NET, LAST_OPT = [None], [None]  # the latest runner's network and optimizer (tools/cuda_profile.py)
 
 
-def ours_runner(net_name, batch):
+def ours_runner(net_name, batch, graph=True):
     import cupy as cp
 
     from sukiyaki.nn import Net
@@ -53,17 +53,25 @@ def ours_runner(net_name, batch):
         n = batch
     opt = get_optimizer("momentum_sgd", lr=0.01, momentum=0.9, weight_decay=5e-4)
     LAST_NET[0], LAST_OPT[0] = net, opt
+    from sukiyaki.nn.captured import CapturedStep
+
+    captured = CapturedStep(net, log=lambda line: print(line, file=sys.stderr)) if graph else None
+    inputs = list(net.schedules["train"].host_inputs)
+    it = [0]
 
     def step():
-        net.zero_grads()
-        net.train_batch({"batch": rng.integers(0, n, batch) if net_name == "lenet" else np.arange(batch)})
-        opt.apply(net.store)
+        idx = rng.integers(0, n, batch) if net_name == "lenet" else np.arange(batch)
+        if captured is None or captured.run(idx, 0, it[0], inputs, opt) is None:
+            net.zero_grads()
+            net.train_batch({b: idx for b in inputs}, iteration=it[0])
+            opt.apply(net.store)
+        it[0] += 1
 
     def sync():
         cp.cuda.runtime.deviceSynchronize()
 
-    def memory():
-        return cp.get_default_memory_pool().total_bytes()
+    def memory():  # CuPy's pool and the graph's private one
+        return cp.get_default_memory_pool().total_bytes() + (captured.memory_bytes() if captured else 0)
 
     return step, sync, memory
 
@@ -120,12 +128,12 @@ def measure(runner, net_name, batch, steps, repeats):
     return statistics.median(rates), memory() / 2**20
 
 
-def child(net, precision, batch, steps, repeats):
+def child(net, precision, batch, steps, repeats, graph):
     """One (net, precision) in this process: a JSON line of both frameworks' figures."""
-    ours, ours_mem = measure(ours_runner, net, batch, steps, repeats)
+    ours, ours_mem = measure(lambda *a: ours_runner(*a, graph=graph), net, batch, steps, repeats)
     theirs, their_mem = measure(torch_runner, net, batch, steps, repeats)
-    print(json.dumps(dict(net=net, precision=precision, batch=batch, ours=ours, torch=theirs, ours_mib=ours_mem,
-                          torch_mib=their_mem)), flush=True)
+    print(json.dumps(dict(net=net, precision=precision, batch=batch, graph=graph, ours=ours, torch=theirs,
+                          ours_mib=ours_mem, torch_mib=their_mem)), flush=True)
 
 
 def main(argv=None):
@@ -135,31 +143,36 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--precision", default="fp32", help="comma-separated precision modes: fp32, tf32")
+    p.add_argument("--graph", default="on", help="ours with the step as one CUDA graph (on), eagerly (off), or both (on,off)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         batch = 64 if args.nets == "lenet" else args.batch
-        child(args.nets, args.precision, batch, args.steps * (10 if args.nets == "lenet" else 1), args.repeats)
+        child(args.nets, args.precision, batch, args.steps * (10 if args.nets == "lenet" else 1), args.repeats,
+              args.graph == "on")
         return 0
     import torch
 
     print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; PyTorch eager, cudnn.benchmark on")
-    print(f"{'net':<10} {'mode':<5} {'batch':>5} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6} "
+    print(f"{'net':<10} {'mode':<5} {'graph':<5} {'batch':>5} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6} "
           f"{'ours MiB':>9} {'torch MiB':>10} {'mem ratio':>9}")
     failed = 0
     for name in [n for n in args.nets.split(",") if n]:
-        for precision in [m for m in args.precision.split(",") if m]:
+        for precision, graph in [(m, g) for m in args.precision.split(",") if m for g in args.graph.split(",") if g]:
             env = dict(os.environ, SUKIYAKI_CUDA_PRECISION=precision)
             cmd = [sys.executable, __file__, "--child", "--nets", name, "--precision", precision, "--batch",
-                   str(args.batch), "--steps", str(args.steps), "--repeats", str(args.repeats)]
+                   str(args.batch), "--steps", str(args.steps), "--repeats", str(args.repeats), "--graph", graph]
             run = subprocess.run(cmd, env=env, capture_output=True, text=True)
             lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
+            notes = [ln for ln in run.stderr.splitlines() if "CUDA graph off" in ln]
             if run.returncode or not lines:
                 failed += 1
                 print(f"{name:<10} {precision:<5} failed (exit {run.returncode}): {run.stderr.strip()[-2000:]}")
                 continue
             r = json.loads(lines[-1])
-            print(f"{name:<10} {precision:<5} {r['batch']:>5} {r['ours']:11.0f} {r['torch']:12.0f} "
+            for note in notes:
+                print(f"  ({name} {precision}) {note}")
+            print(f"{name:<10} {precision:<5} {graph:<5} {r['batch']:>5} {r['ours']:11.0f} {r['torch']:12.0f} "
                   f"{r['ours'] / r['torch']:6.2f} {r['ours_mib']:9.0f} {r['torch_mib']:10.0f} "
                   f"{r['ours_mib'] / r['torch_mib']:9.2f}", flush=True)
     return 1 if failed else 0

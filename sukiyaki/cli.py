@@ -245,7 +245,7 @@ def _train(args, cluster=None):
                       checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
                       shard=None if cluster is None else cluster.shard,
                       progress=False if args.no_progress else sys.stderr,
-                      log=lambda line: say(line, flush=True), metrics_log=args.log)
+                      log=lambda line: say(line, flush=True), metrics_log=args.log, graph=not args.no_graph)
     if args.resume:
         it = trainer.resume(args.resume)
         say(f"resumed from {args.resume} at iteration {it}", flush=True)
@@ -336,6 +336,8 @@ def _add_train(sub):
                         "checkpoint settings it recorded unless given again")
     p.add_argument("--seed", type=_number(int, 0), default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-graph", action="store_true",
+                   help="on a GPU, run every step eagerly instead of replaying it as one CUDA graph")
     p.add_argument("--log", metavar="PATH",
                    help="append JSON lines to PATH: one per iteration (iteration, loss, images_per_s, time) "
                         "and one per validation (iteration, validation)")

@@ -113,7 +113,7 @@ def test_tiled_kernels_fit_webgpus_default_limits():
 def test_the_rule():
     from sukiyaki.backends.webgpu.matmul import SPLIT_MIN_K, choose
 
-    assert choose(4096, 4096, 4096, 1) == ("t128", 1, 4096)
+    assert choose(4096, 4096, 4096, 1) == ("t64", 1, 4096)
     assert choose(8, 8, 8, 1)[0] == "simple"
     # a weight gradient (small M x N, long contraction) is split; each split sums >= SPLIT_MIN_K
     kernel, S, ks = choose(576, 64, 50176, 1)

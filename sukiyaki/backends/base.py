@@ -134,6 +134,18 @@ OPTIONAL_NN_PRIMITIVES = {
 }
 
 
+class CaptureError(RuntimeError):
+    """A backend could not record a step (``capture``); the message says why."""
+
+
+#: Backend methods beyond the primitives that callers use when present.
+OPTIONAL_CAPABILITIES = {
+    "capture": "(fn) -> a recording of fn's device work with ``outputs`` (what fn returned) and ``replay()`` "
+               "(run it again on the same memory); raises CaptureError saying why where it cannot record "
+               "(sukiyaki.nn.captured: CUDA graphs)",
+}
+
+
 def missing_primitives(backend):
     """Names of the primitives, ops and attributes a backend object lacks (empty when complete)."""
     missing = [name for name in PRIMITIVES if not callable(getattr(backend, name, None))]

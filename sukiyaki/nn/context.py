@@ -43,7 +43,14 @@ class Context:
         self.iteration = int(iteration)
         self._host_ids = None if sample_ids is None else np.asarray(sample_ids, dtype=np.int64).reshape(-1)
         self._ids = None
+        self._counter = None  # the iteration word in device memory (a captured graph's)
         self.saved = {}
+
+    def use_device_step(self, ids, counter):
+        """Take the sample indices (native int32 (n,)) and the iteration word (native int32 (1,))
+        from device memory: a captured graph writes them before each replay."""
+        self._ids, self._counter = ids, counter
+        self._host_ids = np.zeros(ids.shape[0], dtype=np.int64)  # only its size is read
 
     def set_sample_ids(self, ids):
         """Global indices (host integers) of the samples of this pass, as the data layers read them."""
@@ -62,5 +69,6 @@ class Context:
 
     def uniform(self, layer_name, n, per_sample):
         """Native float32 (per_sample, n) uniforms in [0, 1) for a layer's samples of this pass."""
-        return self.ops.philox_uniform(layer_key(self.seed, layer_name), self.iteration % _U32,
+        counter = self._counter if self._counter is not None else self.iteration % _U32
+        return self.ops.philox_uniform(layer_key(self.seed, layer_name), counter,
                                        self.sample_ids(n), per_sample)

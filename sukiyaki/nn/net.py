@@ -273,7 +273,8 @@ class Net:
         self.store.zero_grad()
 
     # --- running ---
-    def forward(self, inputs, phase="test", need_backward=False, keep=(), seed=0, iteration=0, before_layer=None):
+    def forward(self, inputs, phase="test", need_backward=False, keep=(), seed=0, iteration=0, before_layer=None,
+                given=None, ctx=None):
         """Run the phase's schedule.
 
         Args:
@@ -284,6 +285,9 @@ class Net:
             seed, iteration: key and counter of the random draws (dropout, augmentation).
             before_layer: a function called with each layer's name just before it runs (e.g.
                 to wait until its weights have arrived), or None.
+            given: {blob: Matrix} computed already (the data layers' outputs, see
+                :meth:`run_data_layers`): the layers that produce them are skipped.
+            ctx: the pass's Context when the caller made it (seed and iteration are then its own).
         Returns:
             (blobs, ctx): the kept blobs by name (matrices on the device), and the context
             backward() takes.
@@ -293,22 +297,28 @@ class Net:
             raise ValueError(f"the network has no layers in phase '{phase}'")
         if not isinstance(inputs, dict):
             raise ValueError(f"inputs must be a dict of blob name -> values, got {type(inputs).__name__}")
-        ctx = Context(phase, need_backward, self.device, seed=seed, iteration=iteration)
-        blobs = {}
+        if ctx is None:
+            ctx = Context(phase, need_backward, self.device, seed=seed, iteration=iteration)
+        given = dict(given or {})
+        order = [d for d in sched.order if not (d["outputs"] and all(b in given for b in d["outputs"]))]
+        needed = {b for d in order for b in d["inputs"]}
+        blobs = given
         for b, spec in sched.inputs.items():
+            if b not in needed:
+                continue
             if b not in inputs:
                 raise ValueError(f"missing network input '{b}' ({spec}) for phase '{phase}'")
             blobs[b] = self._host_indices(b, inputs[b]) if b in sched.host_inputs else self._input_matrix(b, spec, inputs[b])
         self._use_flags(sched)
         remaining = {}
-        for d in sched.order:
+        for d in order:
             for b in d["inputs"]:
                 remaining[b] = remaining.get(b, 0) + 1
         wanted = set(keep) | set(sched.losses)
         if need_backward:
             wanted |= sched.keep
         first = True
-        for d in sched.order:
+        for d in order:
             layer = self.layers[d["name"]]
             if before_layer is not None:
                 before_layer(d["name"])
@@ -322,6 +332,18 @@ class Net:
                 if remaining[b] == 0 and b not in wanted:
                     del blobs[b]
         return blobs, ctx
+
+    def run_data_layers(self, inputs, ctx):
+        """The outputs of the phase's data layers (host sample indices in, device blobs out), as
+        :meth:`forward`'s ``given``: a captured step runs them eagerly, the rest on the device."""
+        sched = self.schedules[ctx.phase]
+        out = {}
+        for d in sched.order:
+            layer = self.layers[d["name"]]
+            if layer.is_data:
+                ins = [self._host_indices(b, inputs[b]) if b in sched.host_inputs else out[b] for b in d["inputs"]]
+                out.update(zip(d["outputs"], layer.forward(ins, ctx)))
+        return out
 
     def _check_batch_memory(self, sched, blobs, first):
         """Before the first computing layer of a batch size: refuse a blob larger than the device can hold."""
@@ -439,7 +461,8 @@ class Net:
         x = ops.native(a)
         return ops.wrap(ops.add(x, ops.native(b, x.shape)))
 
-    def train_batch(self, inputs, loss_scale=1.0, seed=0, iteration=0, before_layer=None, after_layer=None):
+    def train_batch(self, inputs, loss_scale=1.0, seed=0, iteration=0, before_layer=None, after_layer=None,
+                    given=None, ctx=None):
         """Forward and backward on one (sub-)batch in the train phase, gradients added to the store.
 
         ``before_layer`` and ``after_layer``: see :meth:`forward` and :meth:`backward`.
@@ -448,7 +471,7 @@ class Net:
             {loss blob: 1x1 Matrix on the device} (``float(m)`` reads one back).
         """
         blobs, ctx = self.forward(inputs, "train", need_backward=True, seed=seed, iteration=iteration,
-                                  before_layer=before_layer)
+                                  before_layer=before_layer, given=given, ctx=ctx)
         self.backward(blobs, ctx, loss_scale, after_layer=after_layer)
         return {b: blobs[b] for b in self.schedules["train"].losses}
 

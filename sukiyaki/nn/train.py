@@ -41,6 +41,7 @@ from collections import deque
 import numpy as np
 
 from sukiyaki.data.loader import BatchIterator, ShardedBatches
+from sukiyaki.nn.captured import CapturedStep
 from sukiyaki.nn.net import Net
 from sukiyaki.nn.netdef import loads_json
 from sukiyaki.nn.optim import get_optimizer, make_schedule
@@ -252,12 +253,14 @@ class Trainer:
         shard: (rank, world_size) of a data-parallel run: this process trains on its slice of
             each global batch (:class:`sukiyaki.data.loader.ShardedBatches`); ``grad_hook`` then
             averages the gradients over the ranks (sukiyaki.distributed.cluster). None: alone.
+        graph: on a backend with graph capture (CUDA), record the step once as a graph and
+            replay it (sukiyaki.nn.captured; the same numbers, fewer launches); False: eager.
     """
 
     def __init__(self, net, optimizer=None, batch_size=64, batch_div=1, iterations=None, epochs=None,
                  val_cycle=500, val_batch_size=None, seed=0, save_template=None, save_final=None,
                  checkpoint=None, checkpoint_every=None, device=None, log=print, progress=None,
-                 progress_every=None, read_every=10, metrics_log=None, shard=None):
+                 progress_every=None, read_every=10, metrics_log=None, shard=None, graph=True):
         self.seed = _check_int("seed", seed, 0)
         if not isinstance(net, Net):
             net = Net(net, device=device or "numpy", seed=self.seed)
@@ -310,6 +313,12 @@ class Trainer:
         self._pending = []  # (iteration, batch size, native (k, 1) losses) not yet read
         self._bar = None
         self._metrics_out = None  # the open metrics log while train() runs
+        self.captured = None  # the step as a replayed device graph (CUDA), when graph=True
+        if graph and callable(getattr(net.ops.backend, "capture", None)):
+            if self.batch_div != 1:
+                self.log("note: CUDA graph off, training eagerly: batch_div > 1 (sub-batches are not captured)")
+            else:
+                self.captured = CapturedStep(net, log=self._say)
 
     def _check_outputs(self):
         """Refuse, before any training, output files that cannot be written (exit status 2 in the CLI)."""
@@ -363,17 +372,26 @@ class Trainer:
         loss, still on the device: ``float()`` reads it)."""
         idx = self.iterator.next_batch()[0].reshape(-1)
         net, ops = self.net, self.net.ops
+        if self.captured is not None and self.batch_div == 1:
+            losses = self.captured.run(idx, self.seed, self.iteration, self.train_inputs, self.optimizer)
+            if losses is not None:
+                self.iteration += 1
+                self._last_batch = len(idx)
+                if losses:
+                    self._pending.append((self.iteration, len(idx), ops.concat([losses[k] for k in self.loss_names], 0)))
+                return {k: ops.wrap(ops.copy(v)) for k, v in losses.items()}
         net.zero_grads()
         sums = {}
-        for sub in np.array_split(idx, self.batch_div):
-            if len(sub) == 0:
-                continue
+        subs = [sub for sub in np.array_split(idx, self.batch_div) if len(sub)]
+        for i, sub in enumerate(subs):
             scale = len(sub) / len(idx)
             out = net.train_batch({b: sub for b in self.train_inputs}, loss_scale=scale, seed=self.seed,
-                                  iteration=self.iteration)
+                                  iteration=self.iteration,
+                                  after_layer=self._after_layer_hook() if i == len(subs) - 1 else None)
             for k, v in out.items():
                 part = ops.mul(ops.native(v, (1, 1)), np.float32(scale))
                 sums[k] = part if k not in sums else ops.add(sums[k], part)
+        self._reduce_gradients()
         self.optimizer.apply(net.store)
         self.iteration += 1
         self._last_batch = len(idx)

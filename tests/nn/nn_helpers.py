@@ -14,6 +14,8 @@ Example:
     (3, 2)
 """
 
+import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from sukiyaki.matrix import Matrix, array, gather
 from sukiyaki.nn.context import Context
 from sukiyaki.nn.layer import BlobSpec, get_layer_class
 
+LENET_JSON = Path(__file__).resolve().parents[2] / "sukiyaki" / "nets" / "lenet.json"
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 COMPAT = SHARED / "compat"
 LAYER_CASES = COMPAT / "sukiyaki2-layers" / "layer"
@@ -313,3 +316,23 @@ def check_net_gradients(net, inputs, names=None, *, seed=0, eps=1e-2, rtol=2e-2,
             assert abs(numeric - analytic) <= atol + rtol * abs(analytic), (
                 f"{name}, {label}: numerical slope {numeric:.6g}, backward gives {analytic:.6g}")
     return grads
+
+
+def lenet_with_randomness():
+    """LeNet with random-crop/flip augmentation (28 -> 24) and dropout before the classifier."""
+    defs = json.loads(LENET_JSON.read_text())
+    out = []
+    for d in defs:
+        if d["type"] == "data_augmentation":
+            d = copy.deepcopy(d)
+            d["params"].update({"out_shape": [24, 24], "random_crop": True, "random_flip": True})
+        out.append(d)
+        if d["name"] == "relu3":
+            out.append({"name": "drop", "type": "dropout", "params": {"dropout_ratio": 0.3},
+                        "inputs": [d["outputs"][0]], "outputs": ["dropped"]})
+    for d in out:
+        if d["name"] == "fc4":
+            d["inputs"] = ["dropped"]
+        if d["name"] == "fc3":  # 24x24 crops: its input is smaller than LeNet's
+            d["params"] = {k: v for k, v in d["params"].items() if k not in ("in_shape", "in_size")}
+    return out

@@ -6,8 +6,6 @@ augmentation draws come from Philox keyed by (seed, layer) and counted by (itera
 sample, element), so they are the same under ``batch_div`` 1, 2 and 4 and on every backend.
 """
 
-import copy
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,8 @@ from sukiyaki.nn import Net
 from sukiyaki.nn.train import Trainer, evaluate, make_optimizer
 from sukiyaki.nn.weights import weight_arrays
 
+from nn_helpers import lenet_with_randomness  # noqa: E402  (tests/nn is on sys.path under pytest)
+
 LENET = Path(__file__).resolve().parents[2] / "sukiyaki" / "nets" / "lenet.json"
 STRICT = "strict" in available_backends()
 needs_strict = pytest.mark.skipif(not STRICT, reason="the strict test backend is not available")
@@ -28,26 +28,6 @@ needs_strict = pytest.mark.skipif(not STRICT, reason="the strict test backend is
 def test_subset():
     x, t = load_mnist(split="test")
     return x[..., :100], t[:, :100]
-
-
-def lenet_with_randomness():
-    """LeNet with random-crop/flip augmentation (28 -> 24) and dropout before the classifier."""
-    defs = json.loads(LENET.read_text())
-    out = []
-    for d in defs:
-        if d["type"] == "data_augmentation":
-            d = copy.deepcopy(d)
-            d["params"].update({"out_shape": [24, 24], "random_crop": True, "random_flip": True})
-        out.append(d)
-        if d["name"] == "relu3":
-            out.append({"name": "drop", "type": "dropout", "params": {"dropout_ratio": 0.3},
-                        "inputs": [d["outputs"][0]], "outputs": ["dropped"]})
-    for d in out:
-        if d["name"] == "fc4":
-            d["inputs"] = ["dropped"]
-        if d["name"] == "fc3":  # 24x24 crops: its input is smaller than LeNet's
-            d["params"] = {k: v for k, v in d["params"].items() if k not in ("in_shape", "in_size")}
-    return out
 
 
 def trainer(net, **kw):

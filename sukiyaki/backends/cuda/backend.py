@@ -23,7 +23,7 @@ import cupy as cp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sukiyaki.backends.arraylike import ArrayModulePrimitives  # noqa: E402
-from sukiyaki.backends.cuda import kernels, nn  # noqa: E402
+from sukiyaki.backends.cuda import blas, kernels, nn  # noqa: E402
 
 _F64 = np.dtype(np.float64)
 
@@ -146,6 +146,7 @@ class CudaBackend(ArrayModulePrimitives):
         self.precision = PRECISION
         self.set_deterministic(os.environ.get("SUKIYAKI_CUDA_DETERMINISTIC", "0") == "1")
         self._rng = cp.random.default_rng()
+        self._blas = None  # sukiyaki.backends.cuda.blas.Blas, made on the first float32 product
         self.binary = {op: _elementwise(fn) for op, fn in BINARY.items()}
         self.unary = {op: _elementwise(fn) for op, fn in UNARY.items()}
 
@@ -157,6 +158,14 @@ class CudaBackend(ArrayModulePrimitives):
         self.deterministic = bool(flag)
         self.autotune = not self.deterministic and os.environ.get("SUKIYAKI_CUDNN_AUTOTUNE", "1") != "0"
         self.nn.reset_convolutions()
+
+    # --- CUDA graphs (optional: sukiyaki.backends.base.OPTIONAL_CAPABILITIES) ---
+    def capture(self, fn):
+        """fn's GPU work recorded as a CUDA graph (sukiyaki.backends.cuda.graph.CapturedGraph:
+        ``outputs``, ``replay()``); CaptureError says why where it cannot be."""
+        from sukiyaki.backends.cuda.graph import CapturedGraph
+
+        return CapturedGraph(fn)
 
     # --- custom kernels (sukiyaki.matrix.kernel) ---
     def compile_kernel(self, source, name):
@@ -223,9 +232,12 @@ class CudaBackend(ArrayModulePrimitives):
         out = cp.empty((per_sample, n), dtype=np.float32, order="F")
         ids = cp.ascontiguousarray(sample_ids).view(cp.uint32)
         blocks = -(-per_sample // 4)
-        kernels.launch("philox", "philox_uniform", blocks * n,
-                       (ids, out, np.uint32(key[0]), np.uint32(key[1]), np.uint32(iteration),
-                        np.int64(per_sample), np.int64(n)))
+        if isinstance(iteration, cp.ndarray):  # a step counter in device memory (CUDA graphs)
+            func, iteration = "philox_uniform_dev", iteration.view(cp.uint32)
+        else:
+            func, iteration = "philox_uniform", np.uint32(iteration)
+        kernels.launch("philox", func, blocks * n,
+                       (ids, out, np.uint32(key[0]), np.uint32(key[1]), iteration, np.int64(per_sample), np.int64(n)))
         return out
 
     # --- copies and conversions ---
@@ -305,6 +317,10 @@ class CudaBackend(ArrayModulePrimitives):
         raise ValueError(f"unknown cumulative op {op!r}")
 
     def matmul(self, x, y, trans_x=False, trans_y=False):
+        if blas.usable(x, y):  # cuBLAS through our handle: capturable in CUDA graphs
+            if self._blas is None:
+                self._blas = blas.Blas(tf32=self.precision == "tf32")
+            return self._blas.gemm(x, y, trans_x, trans_y)
         yt = y if trans_y else y.T
         xt = x if trans_x else x.T
         return cp.matmul(yt, xt).T  # (op(x) op(y))' row-major is the column-major result

@@ -192,15 +192,27 @@ class Kernels:
                         np.int32(C), np.int32(OH), np.int32(OW), np.int64(n)))
         return out
 
-    # --- fused optimizer updates ---
+    # --- fused optimizer updates (a rate that is a 1-element device array is read there: CUDA graphs) ---
     def sgd_update_(self, w, g, lr, weight_decay=0.0):
-        kernels.launch("update", "sgd_update", w.size, (w, g, _F32(lr), _F32(weight_decay), np.int64(w.size)))
+        f, lr = _rate("sgd_update", lr)
+        kernels.launch("update", f, w.size, (w, g, lr, _F32(weight_decay), np.int64(w.size)))
 
     def momentum_update_(self, w, g, v, lr, momentum, weight_decay=0.0):
-        kernels.launch("update", "momentum_update", w.size,
-                       (w, g, v, _F32(lr), _F32(momentum), _F32(weight_decay), np.int64(w.size)))
+        f, lr = _rate("momentum_update", lr)
+        kernels.launch("update", f, w.size, (w, g, v, lr, _F32(momentum), _F32(weight_decay), np.int64(w.size)))
 
     def adam_update_(self, w, g, m, v, lr_t, beta1, beta2, eps, weight_decay=0.0):
-        kernels.launch("update", "adam_update", w.size,
-                       (w, g, m, v, _F32(lr_t), _F32(beta1), _F32(beta2), _F32(1 - beta1), _F32(1 - beta2),
+        f, lr_t = _rate("adam_update", lr_t)
+        kernels.launch("update", f, w.size,
+                       (w, g, m, v, lr_t, _F32(beta1), _F32(beta2), _F32(1 - beta1), _F32(1 - beta2),
                         _F32(eps), _F32(weight_decay), np.int64(w.size)))
+
+
+def _rate(func, lr):
+    """The kernel and its rate argument: a number, or a float32 device array of one element
+    (the ``_dev`` variant reads it when the kernel runs)."""
+    if hasattr(lr, "data") and hasattr(lr, "dtype") and not isinstance(lr, np.generic):
+        if lr.dtype != _F32 or lr.size != 1:
+            raise ValueError(f"{func}: a device learning rate must be one float32 value, got {lr.dtype} {lr.shape}")
+        return func + "_dev", lr
+    return func, _F32(lr)

@@ -191,6 +191,8 @@ class NumpyBackend(ArrayModulePrimitives):
 
     def philox_uniform(self, key, iteration, sample_ids, per_sample):
         ids = sample_ids.view(np.uint32) if sample_ids.dtype == np.int32 else sample_ids  # the ids' 32 bits
+        if isinstance(iteration, np.ndarray):  # the iteration word in a buffer (a recorded step's)
+            iteration = int(iteration.reshape(-1).view(np.uint32)[0])
         return philox.philox_uniform(key, iteration, ids, per_sample)
 
     # --- copies and conversions ---

@@ -23,6 +23,11 @@ def _chunks(*arrays):
         yield [f[start:stop] for f in flats]
 
 
+def _rate(lr):
+    """A learning rate given as a number or as a one-element array (a recorded step's buffer)."""
+    return lr.reshape(-1)[0] if isinstance(lr, np.ndarray) else lr
+
+
 def _decayed(w, g, weight_decay, t):
     """g + weight_decay * w into the temporary t (or g itself without weight decay)."""
     if not weight_decay:
@@ -35,7 +40,7 @@ def _decayed(w, g, weight_decay, t):
 def sgd_update_(w, g, lr, weight_decay=0.0):
     """w -= lr * (g + weight_decay * w)."""
     tmp = np.empty(min(CHUNK, w.size), w.dtype)
-    neg_lr = w.dtype.type(-lr)
+    neg_lr = w.dtype.type(-_rate(lr))
     for cw, cg in _chunks(w, g):
         t = tmp[: cw.size]
         gd = _decayed(cw, cg, weight_decay, t)
@@ -46,7 +51,7 @@ def sgd_update_(w, g, lr, weight_decay=0.0):
 def momentum_update_(w, g, v, lr, momentum, weight_decay=0.0):
     """v = momentum * v - lr * (g + weight_decay * w); w += v."""
     tmp = np.empty(min(CHUNK, w.size), w.dtype)
-    neg_lr, mom = w.dtype.type(-lr), w.dtype.type(momentum)
+    neg_lr, mom = w.dtype.type(-_rate(lr)), w.dtype.type(momentum)
     for cw, cg, cv in _chunks(w, g, v):
         t = tmp[: cw.size]
         gd = _decayed(cw, cg, weight_decay, t)
@@ -75,5 +80,5 @@ def adam_update_(w, g, m, v, lr_t, beta1, beta2, eps, weight_decay=0.0):
         np.sqrt(cv, out=u)
         np.add(u, dt(eps), out=u)
         np.divide(cm, u, out=u)
-        np.multiply(u, dt(-lr_t), out=u)
+        np.multiply(u, dt(-_rate(lr_t)), out=u)
         np.add(cw, u, out=cw)

@@ -15,9 +15,9 @@ Float32 kernels (:func:`choose` picks one by size; ``SUKIYAKI_WEBGPU_MATMUL`` or
   too few to fill a GPU (a weight gradient: small M x N, long K), the contraction is split
   (split-K) and kernels/matmul_sum.wgsl adds the partial products in a fixed order.
 
-Example (the 128 x 128 kernel for a 4096-cube product, no split):
+Example (the 64 x 64 kernel for a 4096-cube product, no split):
     >>> choose(4096, 4096, 4096, 1)
-    ('t128', 1, 4096)
+    ('t64', 1, 4096)
 """
 
 import os
@@ -59,8 +59,9 @@ def choose(M, N, K, Z, kernel=None, max_partial=None):
     left out) are fewer than TARGET_GROUPS, into enough splits for about TARGET_GROUPS
     blocks, each summing at least SPLIT_MIN_K values of k (a multiple of 16), the partial
     products within max_partial bytes; then the simple kernel for a product of fewer than
-    SMALL multiply-adds that is not split, else the 128-blocks kernel when it gives
-    TARGET_GROUPS / 2 workgroups or more, else the 64-blocks one. Every kernel sums the k of a
+    SMALL multiply-adds that is not split, else the 64-blocks one (on an H200 through Vulkan,
+    4096-cube: t64 17.4 TFLOP/s, t128 3.1, t128k16 3.1, simple 10.0; benchmarks/webgpu_native.py
+    --kernels: t128's 64 accumulators a thread spill there). Every kernel sums the k of a
     split in order, and the splits depend on M, N and K alone, so a sample's result does not
     depend on how many samples share the product (the batch Z, or N up to 64 columns)."""
     kernel = kernel or KERNEL
@@ -76,7 +77,7 @@ def choose(M, N, K, Z, kernel=None, max_partial=None):
         if S == 1 and M * N * K < SMALL:
             kernel = "simple"
         else:
-            kernel = "t128" if _blocks("t128", M, N, Z) >= TARGET_GROUPS // 2 else "t64"
+            kernel = "t64"
     if kernel == "simple":
         return kernel, 1, K
     ks = max(16, -(-(-(-K // S)) // 16) * 16)

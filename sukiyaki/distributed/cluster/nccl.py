@@ -109,7 +109,7 @@ class NcclCommunicator(Communicator):
             uid = json.loads(self.client.get("nccl/unique_id", self.timeout, what="NCCL's unique id from rank 0"))
         self.client.barrier("nccl/init", self.timeout)  # every rank alive before NCCL's blocking init
         try:
-            self.comm = nccl.NcclCommunicator(self.world_size, tuple(int(x) for x in uid), self.rank)
+            self.comm = nccl.NcclCommunicator(self.world_size, _unique_id(uid), self.rank)
         except Exception as exc:  # NcclError
             raise ClusterError(f"{self.who}: NCCL could not start ({type(exc).__name__}: {exc})") from None
         self.side = cp.cuda.Stream(non_blocking=True)
@@ -238,3 +238,11 @@ class NcclCommunicator(Communicator):
 def _host_port(address):
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def _unique_id(values):
+    """NCCL's unique id as CuPy 14 takes it (bytes), from the list of byte values rank 0 sent."""
+    try:
+        return bytes(int(x) % 256 for x in values)
+    except (TypeError, ValueError):
+        raise ClusterError(f"NCCL's unique id from rank 0 is not a list of byte values: {values!r:.80}") from None

@@ -83,8 +83,7 @@ class ClusterRun:
             trainer.captured = None  # a captured step would update before the gradients are averaged
         self.reducer = GradientReducer(self.comm, net.store, self.bucket_bytes,
                                        share=lambda: trainer.iterator.last_share or (1, self.world_size))
-        trainer.grad_hook = self.reducer
-        _reduce_before_update(trainer)
+        trainer.grad_hook = self.reducer  # Trainer.step calls it between backward and the update
         return self.comm
 
     def finish(self):
@@ -116,17 +115,3 @@ class ClusterRun:
             return failure
         text = str(exc)
         return text if text.startswith("rank ") else f"{self.who}: {text}"
-
-
-def _reduce_before_update(trainer):
-    """Average the gradients right before each update: the optimizer's ``apply`` first calls
-    ``trainer._reduce_gradients()``. Where Trainer.step() already calls it, the second call
-    does nothing (the hook runs once per iteration)."""
-    opt = trainer.optimizer
-
-    def apply(store):
-        trainer._reduce_gradients()
-        current = trainer.optimizer
-        return type(current).apply(current, store)
-
-    opt.apply = apply

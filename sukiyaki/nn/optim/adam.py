@@ -11,6 +11,7 @@ class Adam(Optimizer):
 
     type_name = "adam"
     slots = ("m", "v")
+    device_rate = True
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, schedule=None):
         super().__init__(lr, weight_decay, schedule)
@@ -18,11 +19,14 @@ class Adam(Optimizer):
         self.beta2 = check_number("adam", "beta2", beta2, 0, 1, hi_open=True)
         self.eps = check_number("adam", "eps", eps, 0, lo_open=True)
 
-    def update(self, ops, w, g, lr):
+    def rate(self, lr):
+        """The bias-corrected rate lr_t of this iteration."""
         t = self.iteration + 1
-        lr_t = lr * math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
-        ops.nn.adam_update_(w, g, self.slot("m"), self.slot("v"), lr_t, self.beta1, self.beta2, self.eps,
-                            self.weight_decay)
+        return lr * math.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+
+    def update(self, ops, w, g, lr):
+        ops.nn.adam_update_(w, g, self.slot("m"), self.slot("v"), self.rate_argument(lr), self.beta1, self.beta2,
+                            self.eps, self.weight_decay)
 
     def config(self):
         return super().config() | {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

@@ -131,6 +131,20 @@ class Optimizer:
         """Update the flat parameter buffer w in place from gradient g (g must not change)."""
         raise TypeError(f"{type(self).__name__} must implement update")
 
+    # --- captured steps (sukiyaki.nn.captured) ---
+    #: the update takes its rate through :meth:`rate_argument`, so that a captured graph can read
+    #: it from device memory; a rule that does not is run outside the graph
+    device_rate = False
+    _device_rate = None
+
+    def rate(self, lr):
+        """The rate the update primitive takes this iteration for learning rate lr."""
+        return lr
+
+    def rate_argument(self, lr):
+        """rate(lr), or the one-element device buffer a captured graph reads it from."""
+        return self._device_rate if self._device_rate is not None else self.rate(lr)
+
     # --- checkpointing ---
     def state_arrays(self, store):
         """{'param name/slot': host float32 array of the parameter's shape} of the optimizer state."""

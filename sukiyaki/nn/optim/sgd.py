@@ -8,9 +8,10 @@ class SGD(Optimizer):
     """w <- w - lr * (g + weight_decay * w)."""
 
     type_name = "sgd"
+    device_rate = True
 
     def update(self, ops, w, g, lr):
-        ops.nn.sgd_update_(w, g, lr, self.weight_decay)
+        ops.nn.sgd_update_(w, g, self.rate_argument(lr), self.weight_decay)
 
 
 @register_optimizer
@@ -19,13 +20,14 @@ class MomentumSGD(Optimizer):
 
     type_name = "momentum_sgd"
     slots = ("velocity",)
+    device_rate = True
 
     def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, schedule=None):
         super().__init__(lr, weight_decay, schedule)
         self.momentum = check_number("momentum_sgd", "momentum", momentum, 0, 1, hi_open=True)
 
     def update(self, ops, w, g, lr):
-        ops.nn.momentum_update_(w, g, self.slot("velocity"), lr, self.momentum, self.weight_decay)
+        ops.nn.momentum_update_(w, g, self.slot("velocity"), self.rate_argument(lr), self.momentum, self.weight_decay)
 
     def config(self):
         return super().config() | {"momentum": self.momentum}

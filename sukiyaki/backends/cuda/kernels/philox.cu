@@ -2,9 +2,8 @@
 // out is (per_sample, n) column-major: element [e, j] is word e % 4 of the block
 // (e / 4, ids[j], iteration, 0) under key (k0, k1), as the float (w >> 8) * 2^-24.
 
-extern "C" __global__ void philox_uniform(const unsigned int* ids, float* out, unsigned int k0,
-                                          unsigned int k1, unsigned int iteration,
-                                          long long per_sample, long long n) {
+__device__ inline void philox_uniform_at(const unsigned int* ids, float* out, unsigned int k0, unsigned int k1,
+                                         unsigned int iteration, long long per_sample, long long n) {
     long long blocks = (per_sample + 3) / 4;
     long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= blocks * n) return;
@@ -26,4 +25,17 @@ extern "C" __global__ void philox_uniform(const unsigned int* ids, float* out, u
         long long e = 4 * b + q;
         if (e < per_sample) out[e + per_sample * j] = (float)(w[q] >> 8) * 5.9604644775390625e-08f;
     }
+}
+
+extern "C" __global__ void philox_uniform(const unsigned int* ids, float* out, unsigned int k0,
+                                          unsigned int k1, unsigned int iteration,
+                                          long long per_sample, long long n) {
+    philox_uniform_at(ids, out, k0, k1, iteration, per_sample, n);
+}
+
+// The same with the iteration word read from device memory (a captured CUDA graph's step counter).
+extern "C" __global__ void philox_uniform_dev(const unsigned int* ids, float* out, unsigned int k0,
+                                              unsigned int k1, const unsigned int* iteration,
+                                              long long per_sample, long long n) {
+    philox_uniform_at(ids, out, k0, k1, *iteration, per_sample, n);
 }
