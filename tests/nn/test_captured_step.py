@@ -167,7 +167,7 @@ def test_cuda_graph_host_read_falls_back_with_reason(cuda, monkeypatch):
     real = ReLU.forward
 
     def reading(self, inputs, ctx):
-        float(inputs[0][0])  # a device-to-host read inside the step: cannot be captured
+        inputs[0].to_numpy()  # a device-to-host read inside the step: cannot be captured
         return real(self, inputs, ctx)
 
     monkeypatch.setattr(ReLU, "forward", reading)
