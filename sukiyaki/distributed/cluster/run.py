@@ -8,7 +8,7 @@ pass where the Trainer passes the layer hook), wait for the others, leave.
 
 Example:
     >>> run = ClusterRun.start(timeout=300)                  # doctest: +SKIP
-    >>> device = run.pin_device("cuda")                      # 'cuda:<LOCAL_RANK>'
+    >>> device = run.pin_device("cuda")                      # doctest: +SKIP
     >>> run.attach(trainer); trainer.train(); run.finish()   # doctest: +SKIP
 """
 
