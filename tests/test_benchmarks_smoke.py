@@ -133,3 +133,22 @@ def test_browser_speed_quick_prints_every_row_and_goal(tmp_path):
     data = json.loads(out_json.read_text())
     assert {"rows", "boot", "stalls", "goals", "machine", "versions", "chromium"} <= set(data)
     assert 0 < data["boot"]["boot_s"] < 120 and data["rows"]["ours (numpy, Web Worker)"]["images_per_s"] > 0
+
+
+def test_conv_layers_quick_prints_every_pass_beside_pytorch(tmp_path):
+    """benchmarks/conv_layers.py (Figure 4) on the CPU: a line per layer, three passes, ours and PyTorch's."""
+    pytest.importorskip("torch", reason="the Figure 4 benchmark's peer is PyTorch (the test extra)")
+    out_json = tmp_path / "conv.json"
+    script = SCRIPT.parent / "conv_layers.py"
+    proc = subprocess.run([sys.executable, str(script), "--device", "numpy", "--batch", "1", "--size", "28",
+                           "--quick", "--json", str(out_json)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "forward ours" in proc.stdout and "weight grad ours" in proc.stdout, proc.stdout
+    import json
+
+    layers = json.loads(out_json.read_text())["layers"]
+    assert [r["layer"] for r in layers] == ["conv1_2", "conv3_3", "conv5_2"]
+    for r in layers:
+        for p in ("forward", "input grad", "weight grad"):
+            assert r[p]["ours_ms"] > 0 and r[p]["torch_ms"] > 0, r
+        assert re.search(rf"^{r['layer']}\s+{r['side']}x{r['side']}x{r['in']}(\s+\d+\.\d+){{9}}$", proc.stdout, re.M)
