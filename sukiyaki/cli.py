@@ -120,7 +120,21 @@ def build_net(args, seed=0):
             raise UsageError(f"--data: layer {name!r} ({entry['type']}) takes no path; give an .npz file "
                              f"with 'images' and 'labels'")
         entry["params"] = dict(entry["params"], **{key: path})
+    _set_precision(args)
     return Net(defs, device=args.device, seed=seed, data_sources=sources)
+
+
+def _set_precision(args):
+    """--precision: the cuda backend's arithmetic of products, chosen before it starts."""
+    precision = getattr(args, "precision", None)
+    if precision is None:
+        return
+    if not str(args.device).startswith("cuda"):
+        raise UsageError(f"--precision {precision} is a cuda backend setting; this run uses --device {args.device}")
+    started = sys.modules.get("sukiyaki.backends.cuda.backend")
+    if started is not None and started.PRECISION != precision:
+        raise UsageError(f"--precision {precision}: the cuda backend already runs in {started.PRECISION}")
+    os.environ["SUKIYAKI_CUDA_PRECISION"] = precision
 
 
 def _net_stem(args):
@@ -135,6 +149,9 @@ def _add_common(p):
     p.add_argument("--device", default="numpy", choices=list(BACKEND_MODULES), help="backend (default numpy)")
     p.add_argument("--data", action="append", default=[], metavar="LAYER=PATH",
                    help="replace a data layer's source: its path/folder, or an .npz with images and labels")
+    p.add_argument("--precision", choices=("fp32", "tf32"), default=None,
+                   help="cuda: products in IEEE float32 (fp32, the default) or on TF32 tensor cores (tf32); "
+                        "the same as SUKIYAKI_CUDA_PRECISION")
 
 
 # ------------------------------------------------------------------ train

@@ -53,6 +53,8 @@ BAD = [
     (["train", "lenet", "--data", "d_train"], "--data expects LAYER=PATH, got 'd_train'"),
     (["train", "lenet", "--data", "d_train=/no/such/folder"], "no such file or folder"),
     (["train", "lenet", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+    (["train", "lenet", "--precision", "tf32"], "--precision tf32 is a cuda backend setting; this run uses --device numpy"),
+    (["train", "lenet", "--precision", "fp8"], "argument --precision: invalid choice: 'fp8'"),
     (["train", "lenet", "--initial-weights", "/no/such.safetensors"], "weights file '/no/such.safetensors': cannot read it"),
     (["train", "lenet", "--resume", "/no/such.safetensors"], "checkpoint '/no/such.safetensors': cannot read it"),
     (["train", "lenet", "--resume", "a", "--initial-weights", "b"], "exclude each other"),
