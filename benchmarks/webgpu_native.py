@@ -10,7 +10,9 @@ The matrix product is also measured with each float32 kernel of the webgpu backe
 (``--kernels``: simple, t64, t128, t128k16; see sukiyaki/backends/webgpu/matmul.py), beside the rule's
 own choice (auto), so a run shows which one wins on that GPU. ``--profile`` times each
 kernel of one training step of the named nets alone (the device synchronised after every
-dispatch: slower than the real step, but it shows where the time goes).
+dispatch: slower than the real step, but it shows where the time goes; the cost of one such
+synchronisation is measured and taken off). ``--micro`` times the elementwise and lowering
+kernels alone (``--digest``: with a hash of each result, to check a kernel change is bit-equal).
 
 Usage (on the GPU machine; Vulkan's loader as tools/gpu_run.sh's notes say):
     python benchmarks/webgpu_native.py --size 4096 --nets lenet,vgg16 --vgg-batch 64
@@ -107,8 +109,66 @@ def make_net(device, net_name, batch):
     return net, step
 
 
+def micro(repeats, digest=False):
+    """Medians (ms) of the elementwise and lowering kernels alone on this machine's webgpu
+    device: 4M-element add / relu / relu' / mul, a per-channel bias added in place, and
+    im2col / col2im of a 56x56x128x8 input (3x3, pad 1); digest: print each result's hash
+    (a change of kernel must leave them bit-equal)."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from sukiyaki.backends import get_backend
+
+    be = get_backend("webgpu")
+    sync = synchronizer(be)
+    rng = np.random.default_rng(0)
+    n = 1 << 22
+    a = be.from_numpy(rng.standard_normal(n).astype(np.float32))
+    b = be.from_numpy(rng.standard_normal(n).astype(np.float32))
+    y = be.from_numpy(rng.standard_normal((56, 56, 128, 8)).astype(np.float32, order="F"))
+    bias = be.from_numpy(rng.standard_normal((1, 1, 128, 1)).astype(np.float32))
+    spec = SimpleNamespace(in_shape=(56, 56, 128), out_shape=(56, 56, 128), ksize=(3, 3), group=1,
+                           stride=(1, 1), pad=(1, 1))
+    x = be.from_numpy(rng.standard_normal((56, 56, 128, 8)).astype(np.float32))
+    dcols = be.from_numpy(rng.standard_normal(56 * 56 * 9 * 128 * 8).astype(np.float32))
+    dx = be._new((56, 56, 128, 8), np.float32)
+    params = [56, 56, 128, 56, 56, 3, 3, 1, 1, 1, 1, 0]
+
+    def col2im():
+        be.nn._run("col2im", "col2im", [("DX", dx)], [("DCOLS", dcols)], dx.size, params, libs=())
+        return dx
+
+    def bias_add():
+        be._map(["out", bias], lambda i: "f32", "(x0 + x1)", "f32", np.dtype(np.float32), out=y)
+        return y
+
+    cases = [("add 4M", lambda: be.binary["add"](a, b)), ("relu 4M", lambda: be.binary["maximum"](a, 0.0)),
+             ("relu' 4M (gt)", lambda: be.binary["gt"](a, 0.0)), ("mul 4M", lambda: be.binary["mul"](a, b)),
+             ("bias add 3.2M", bias_add), ("im2col 56x56x128x8", lambda: be.nn._im2col(x, spec, 0, 8)),
+             ("col2im 56x56x128x8", col2im)]
+    for name, fn in cases:
+        out = fn()
+        sync()
+        times = []
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        line = f"  {name:<22} {statistics.median(times) * 1e3:9.2f} ms (median of {repeats})"
+        if digest and name != "bias add 3.2M":
+            line += "  " + hashlib.sha256(be.to_numpy(out).tobytes()).hexdigest()[:16]
+        print(line)
+
+
 def profile_step(net_name, batch, top=25):
-    """Print the webgpu kernels of one training step by time (each dispatch timed alone)."""
+    """Print the webgpu kernels of one training step by time (each dispatch timed alone).
+
+    Each timed dispatch also pays one synchronisation (a submit and a read back): that floor,
+    measured on a one-element kernel first, is printed and taken off each kernel's time
+    ("net"), so kernels are not blamed for the round trip. The step is also timed whole
+    without those synchronisations, with the host's share (recording, Python) apart."""
     from collections import Counter
 
     from sukiyaki.backends import get_backend
@@ -118,6 +178,14 @@ def profile_step(net_name, batch, top=25):
     _, step = make_net("webgpu", net_name, batch)
     step()
     sync()
+    plain_times, host_times = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        step()
+        t1 = time.perf_counter()
+        sync()
+        host_times.append(t1 - t0)
+        plain_times.append(time.perf_counter() - t0)
     dev = backend.device
     plain = dev.dispatch
     spent, count = Counter(), Counter()
@@ -133,16 +201,28 @@ def profile_step(net_name, batch, top=25):
 
     dev.dispatch = timed
     try:
+        one = backend.from_numpy(np.ones(1, np.float32))
+        floor = []
+        for _ in range(21):
+            backend.binary["add"](one, one)
+            floor.append(spent.pop("map"))
+        floor = statistics.median(floor)
+        count.clear()
         t0 = time.perf_counter()
         step()
         sync()
         total = time.perf_counter() - t0
     finally:
         dev.dispatch = plain
-    print(f"profile {net_name} b{batch}: one step {total * 1e3:.1f} ms with a sync after each of "
-          f"{sum(count.values())} dispatches, kernels {sum(spent.values()) * 1e3:.1f} ms:")
+    n = sum(count.values())
+    print(f"profile {net_name} b{batch}: one step {statistics.median(plain_times) * 1e3:.1f} ms "
+          f"(host {statistics.median(host_times) * 1e3:.1f} ms of it); with a sync after each of {n} dispatches "
+          f"{total * 1e3:.1f} ms, kernels {sum(spent.values()) * 1e3:.1f} ms, of which the sync floor "
+          f"{floor * 1e3:.3f} ms a dispatch (one-element kernel), {n * floor * 1e3:.1f} ms in all:")
+    print(f"  {'ms':>9}  {'net ms':>9}  {'count':>5}    {'net/dispatch':>12}  kernel")
     for label, t in spent.most_common(top):
-        print(f"  {t * 1e3:9.2f} ms  {count[label]:5d} x  {label}")
+        net = t - count[label] * floor
+        print(f"  {t * 1e3:9.2f}  {net * 1e3:9.2f}  {count[label]:5d} x  {net / count[label] * 1e3:9.3f} ms  {label}")
 
 
 def train_rate(device, net_name, batch, repeats):
@@ -164,7 +244,12 @@ def main(argv=None):
     p.add_argument("--no-cuda", action="store_true", help="webgpu alone (no CUDA backend here)")
     p.add_argument("--quick", action="store_true",
                    help="the issue's figures in one go: --vgg-batch 32 --repeats 3 --profile lenet,vgg16")
+    p.add_argument("--micro", action="store_true", help="time the elementwise and lowering kernels alone, then stop")
+    p.add_argument("--digest", action="store_true", help="with --micro: print a hash of each result")
     args = p.parse_args(argv)
+    if args.micro:
+        micro(args.repeats, args.digest)
+        return 0
     if args.quick:
         args.vgg_batch, args.repeats, args.profile = 32, 3, args.profile or "lenet,vgg16"
     from sukiyaki.backends import get_backend

@@ -220,3 +220,68 @@ def test_only_the_transfers_read_back(be, monkeypatch):
     opt.apply(net.store)
     assert reads == []
     assert np.isfinite(float(loss["loss"])) and len(reads) == 1
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 255, 1023, 1025, 4099])
+def test_elementwise_covers_every_element(be, n):
+    # several elements an invocation: the counts around its multiples
+    rng = np.random.default_rng(n)
+    a, b = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    np.testing.assert_array_equal(be.to_numpy(be.binary["add"](be.from_numpy(a), be.from_numpy(b))), a + b)
+    np.testing.assert_array_equal(be.to_numpy(be.binary["maximum"](be.from_numpy(a), 0.0)), np.fmax(a, 0))
+
+
+@pytest.mark.parametrize("sa,sb", [((4, 5, 6, 3), (1, 1, 6, 1)), ((4, 5, 6, 3), (4, 1, 6, 1)), ((7, 3), (7, 1)),
+                                   ((7, 3), (1, 3)), ((2, 3, 4), (3, 1)), ((5,), (1,)), ((1, 1), (1,)),
+                                   ((3, 1, 5), (1, 4, 1)), ((9, 1, 7, 2), (1, 5, 7, 1))])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "uint8"])
+def test_broadcast_patterns_are_numpys(be, sa, sb, dtype):
+    # broadcasts index through a collapsed shape, counted up within an invocation
+    rng = np.random.default_rng(len(sa) * 7 + len(sb))
+    a = np.asfortranarray((rng.standard_normal(sa) * 50).astype(dtype))
+    b = np.asfortranarray((rng.standard_normal(sb) * 50).astype(dtype))
+    A, B = be.from_numpy(a), be.from_numpy(b)
+    for op, ref in (("add", np.add), ("mul", np.multiply), ("gt", np.greater)):
+        np.testing.assert_array_equal(be.to_numpy(be.binary[op](A, B)), ref(a, b))
+        np.testing.assert_array_equal(be.to_numpy(be.binary[op](B, A)), ref(b, a))
+
+
+def _im2col_ref(x, KH, KW, sh, sw, ph, pw):
+    H, W, C, n = x.shape
+    OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
+    xp = np.zeros((H + 2 * ph, W + 2 * pw, C, n), x.dtype)
+    xp[ph:ph + H, pw:pw + W] = x
+    cols = np.zeros((OH, OW, KH, KW, C, n), x.dtype)
+    for kh in range(KH):
+        for kw in range(KW):
+            cols[:, :, kh, kw] = xp[kh:kh + sh * OH:sh, kw:kw + sw * OW:sw]
+    # (P, K, n) column-major: p = oh + OH ow, k = kh + KH (kw + KW c)
+    return cols.reshape((OH * OW, KH * KW * C, n), order="F"), OH, OW
+
+
+@pytest.mark.parametrize("geo", [(7, 9, 3, 3, 3, 1, 1, 1, 1), (8, 8, 2, 3, 3, 2, 2, 1, 1),
+                                 (11, 10, 2, 5, 4, 2, 3, 2, 1), (6, 7, 4, 1, 1, 1, 1, 0, 0),
+                                 (9, 9, 1, 3, 2, 3, 2, 0, 2), (12, 13, 3, 2, 2, 2, 2, 0, 0)])
+def test_im2col_and_col2im_are_the_lowering_and_its_adjoint(be, geo):
+    from types import SimpleNamespace
+
+    H, W, C, KH, KW, sh, sw, ph, pw = geo
+    n = 3
+    rng = np.random.default_rng(sum(geo))
+    x = rng.standard_normal((H, W, C, n)).astype(np.float32)
+    ref, OH, OW = _im2col_ref(x, KH, KW, sh, sw, ph, pw)
+    spec = SimpleNamespace(in_shape=(H, W, C), out_shape=(OH, OW, 1), ksize=(KH, KW), group=1, stride=(sh, sw),
+                           pad=(ph, pw))
+    cols = be.nn._im2col(be.from_numpy(x), spec, 1, 2)  # samples 1 and 2
+    np.testing.assert_array_equal(be.to_numpy(cols), ref[:, :, 1:])
+    # col2im: <im2col(x), d> = <x, col2im(d)>, and the sums are the columns' own
+    d = rng.integers(-8, 8, ref.shape).astype(np.float32)  # small integers: every order sums exactly
+    dx = be._new((H, W, C, n), np.float32)
+    be.nn._run("col2im", "col2im", [("DX", dx)], [("DCOLS", be.from_numpy(d))], dx.size,
+               [H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, 0], libs=())
+    expect = np.zeros(x.size, np.float32)
+    for i in range(x.size):
+        e = np.zeros(x.size, np.float32)
+        e[i] = 1
+        expect[i] = (_im2col_ref(e.reshape(x.shape, order="F"), KH, KW, sh, sw, ph, pw)[0] * d).sum()
+    np.testing.assert_array_equal(be.to_numpy(dx), expect.reshape(x.shape, order="F"))

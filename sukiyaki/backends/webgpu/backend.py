@@ -67,6 +67,24 @@ def _bcast_strides(shape, out_shape):
     return [0 if padded[d] == 1 and out_shape[d] != 1 else strides[d] for d in range(nd)]
 
 
+def _collapse(shape, strides):
+    """(shape, per-operand strides) with the axes of length 1 dropped and neighbouring axes
+    merged where every operand steps through them as through one (a per-channel bias on
+    (h, w, c, n) becomes (h * w, c, n) with strides (0, 1, 0)): fewer axes to index."""
+    axes = [d for d, s in enumerate(shape) if s != 1]
+    if not axes:  # one element
+        return [1], [[1] for _ in strides]
+    out_shape, out_strides = [shape[axes[0]]], [[st[axes[0]]] for st in strides]
+    for d in axes[1:]:
+        if all(st[d] == o[-1] * out_shape[-1] for st, o in zip(strides, out_strides)):
+            out_shape[-1] *= shape[d]
+        else:
+            out_shape.append(shape[d])
+            for st, o in zip(strides, out_strides):
+                o.append(st[d])
+    return out_shape, out_strides
+
+
 class WebGPUBackend:
     """The primitives on one WebGPU device (see the module docstring)."""
 
@@ -165,28 +183,32 @@ class WebGPUBackend:
             else:
                 descs.append(("const", ctype_of(i)))
                 consts += E.scalar_words(x.item() if isinstance(x, np.generic) else x, ctype_of(i))
-        bcast = any(a.shape != shape for a in ins)
-        params = list(consts)
-        if bcast:
-            params += [len(shape)] + list(shape)
-            for a in ins:
-                params += _bcast_strides(a.shape, shape)
+        bcast = None
+        if any(a.shape != shape for a in ins):
+            cshape, cstrides = _collapse(shape, [_bcast_strides(a.shape, shape) for a in ins])
+            if any(st != _fstrides(cshape) for st in cstrides):
+                bcast = tuple(tuple(v != 0 for v in st) for st in cstrides)
         out_dtype = out.dtype
         key = ("map", tuple(descs), expr, rt, out_dtype.str, bcast)
         n_in = len(ins)
+        per = E.PER_THREAD
 
         def code():
             body = E.map_kernel(descs, expr, rt, out_dtype, bcast)
             return K.assemble("map", ["OUT"], [f"IN{k}" for k in range(n_in)], LIBS, body=body)
 
-        if bcast or max([out.storage_nbytes] + [a.storage_nbytes for a in ins]) <= self.launcher.max_binding \
+        if bcast is not None:
+            params = list(consts) + [n] + list(cshape) + [v for st in cstrides for v in st]
+            self._run(key, code, -(-n // per), [out], ins, params)
+            return out
+        if max([out.storage_nbytes] + [a.storage_nbytes for a in ins]) <= self.launcher.max_binding \
                 or re.search(r"\bt\b", expr):
-            self._run(key, code, n, [out], ins, params)
+            self._run(key, code, -(-n // per), [out], ins, list(consts) + [n])
             return out
         # arrays larger than one binding may be: consecutive pieces (elementwise, so any cut works)
         for start, count in self._pieces(n, [out] + ins):
-            self._run(key, code, count, [self._piece(out, start, count)], [self._piece(a, start, count) for a in ins],
-                      params)
+            self._run(key, code, -(-count // per), [self._piece(out, start, count)],
+                      [self._piece(a, start, count) for a in ins], list(consts) + [count])
         return out
 
     def _pieces(self, n, arrays):

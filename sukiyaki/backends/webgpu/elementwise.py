@@ -16,8 +16,11 @@ WGSL type:
 - int8/16/32: ``i32`` (wrapping), uint8/16/32: ``u32`` (wrapping; narrow dtypes wrap when
   stored), bool: ``bool``.
 
-One kernel per (op, operand kinds, output dtype, broadcast or not) is compiled (see
-kernels.py); shapes, strides and scalar operands are parameters.
+One kernel per (op, operand kinds, output dtype, broadcast pattern) is compiled (see
+kernels.py); shapes, strides and scalar operands are parameters. The broadcast pattern is
+None when the array operands have the output's shape (a flat index, several elements an
+invocation, no integer division), else which axes of the collapsed shape each operand steps
+through (a per-channel bias: one division an invocation, none an element).
 """
 
 import numpy as np
@@ -317,18 +320,37 @@ def resolve_unary(op, x):
     return compute_of(loop[0]), np.dtype(loop[1])
 
 
+#: elements per invocation of an elementwise kernel (fewer workgroups; the index work and
+#: the parameter reads shared by those elements)
+PER_THREAD = 4
+
+
+def _count_up(d, nd):
+    """WGSL adding one to the multi-index i0, i1, ... from axis d (s0, s1, ...: the shape)."""
+    if d == nd - 1:
+        return f"i{d} = i{d} + 1u;"
+    return f"i{d} = i{d} + 1u; if (i{d} == s{d}) {{ i{d} = 0u; {_count_up(d + 1, nd)} }}"
+
+
 def map_kernel(inputs, expr, rt, out_dtype, bcast):
     """WGSL body of an elementwise kernel.
 
     Args:
         inputs: per operand ('arr', storage kind, compute type), ('const', compute type) or
             ('out', storage kind, compute type): the output's own element (in place).
-        expr: WGSL expression in x0, x1, ... (compute-typed) giving a value of type rt.
+        expr: WGSL expression in x0, x1, ... (compute-typed) and t (the element's index)
+            giving a value of type rt.
         out_dtype: the output's numpy dtype.
-        bcast: operands broadcast through strides (parameters) rather than sharing the index.
+        bcast: None when every array operand has the output's shape (one flat index), else
+            per array operand a tuple of bools, one per axis of the (collapsed) shape: whether
+            its stride there is nonzero.
 
-    Parameters (after the constants, which come first): ndim, shape[ndim], then the element
-    strides of each array operand, ndim each.
+    Parameters (after the constants, which come first): N (the element count), then for
+    bcast: shape[nd] and the element strides of each array operand, nd each. The launch has
+    ceil(N / PER_THREAD) threads (META[0]): flat, thread t0 takes elements t0, t0 + T, ...
+    (T threads; neighbours read neighbouring words); broadcast, it takes PER_THREAD
+    consecutive elements, its multi-index found by division once and then counted up (no
+    division per element).
     """
     out_kind = kind_of(out_dtype)
     out_words = 2 if out_kind in ("f64", "i64") else 1
@@ -342,40 +364,69 @@ def map_kernel(inputs, expr, rt, out_dtype, bcast):
         else:
             const_pos.append(None)
     n_arr = sum(1 for op in inputs if op[0] == "arr")
-    lines.append("    let t = thread_id(wid, nwg, lid);")
-    lines.append("    if (t >= META[0]) { return; }")
-    if bcast and n_arr:
-        lines.append(f"    let nd = m({pos}u);")
-        lines.append("    var rem = t;")
-        for k in range(n_arr):
-            lines.append(f"    var e{k} = 0u;")
-        lines.append("    for (var d = 0u; d < nd; d = d + 1u) {")
-        lines.append(f"        let s = m({pos + 1}u + d);")
-        lines.append("        let j = rem % s;")
-        lines.append("        rem = rem / s;")
-        for k in range(n_arr):
-            lines.append(f"        e{k} = e{k} + j * m({pos + 1}u + nd * {k + 1}u + d);")
-        lines.append("    }")
-    else:
-        for k in range(n_arr):
-            lines.append(f"    let e{k} = t;")
-    k = 0
+    lines.append("    let t0 = thread_id(wid, nwg, lid);")
+    lines.append("    let T = META[0];")
+    lines.append("    if (t0 >= T) { return; }")
+    lines.append(f"    let N = m({pos}u);")
     for i, op in enumerate(inputs):
         if op[0] == "const":
             lines.append(f"    let x{i} = {scalar_expr(op[1], const_pos[i])};")
-        elif op[0] == "out":  # in place: the output's own element
-            kind, ctype = op[1], op[2]
-            w = "off(0u) + t" + (" * 2u" if kind in ("f64", "i64") else "")
-            lines.append(f"    let x{i} = {convert(load(kind, 'OUT', w), NATURAL[kind], ctype)};")
-        else:
-            kind, ctype = op[1], op[2]
-            words = 2 if kind in ("f64", "i64") else 1
-            w = f"off({k + 1}u) + e{k}" + (" * 2u" if words == 2 else "")
-            lines.append(f"    let x{i} = {convert(load(kind, f'IN{k}', w), NATURAL[kind], ctype)};")
+    k = 0
+    for i, op in enumerate(inputs):  # word offsets of the bindings: OUT's, then IN0's, ...
+        if op[0] == "arr":
             k += 1
-    lines.append(f"    let r = {expr};")
-    w = "off(0u) + t" + (" * 2u" if out_words == 2 else "")
-    lines.append("    " + store(out_dtype, "OUT", w, convert("r", rt, NATURAL[out_kind])))
+            lines.append(f"    let o{i} = off({k}u);")
+        elif op[0] == "out":
+            lines.append(f"    let o{i} = off(0u);")
+    lines.append("    let oo = off(0u);")
+    ind = "        "
+    if bcast is not None and n_arr:
+        nd = len(bcast[0])
+        for d in range(nd):
+            lines.append(f"    let s{d} = m({pos + 1 + d}u);")
+        for k, mask in enumerate(bcast):
+            for d in range(nd):
+                if mask[d]:
+                    lines.append(f"    let st{k}_{d} = m({pos + 1 + nd * (k + 1) + d}u);")
+        lines.append(f"    var t = t0 * {PER_THREAD}u;")
+        lines.append("    var q = t;")
+        for d in range(nd):
+            if d < nd - 1:
+                lines.append(f"    var i{d} = q % s{d};")
+                lines.append(f"    q = q / s{d};")
+            else:
+                lines.append(f"    var i{d} = q;")
+        lines.append(f"    for (var j = 0u; j < {PER_THREAD}u; j = j + 1u) {{")
+        lines.append("        if (t >= N) { break; }")
+        for k, mask in enumerate(bcast):
+            terms = [f"i{d} * st{k}_{d}" for d in range(nd) if mask[d]]
+            lines.append(f"        let e{k} = {' + '.join(terms) if terms else '0u'};")
+    else:
+        lines.append(f"    for (var j = 0u; j < {PER_THREAD}u; j = j + 1u) {{")
+        lines.append("        let t = t0 + j * T;")
+        lines.append("        if (t >= N) { break; }")
+        for k in range(n_arr):
+            lines.append(f"        let e{k} = t;")
+    k = 0
+    for i, op in enumerate(inputs):
+        if op[0] == "const":
+            continue
+        kind, ctype = op[1], op[2]
+        words = 2 if kind in ("f64", "i64") else 1
+        if op[0] == "out":  # in place: the output's own element
+            w = f"o{i} + t" + (" * 2u" if words == 2 else "")
+            lines.append(f"{ind}let x{i} = {convert(load(kind, 'OUT', w), NATURAL[kind], ctype)};")
+        else:
+            w = f"o{i} + e{k}" + (" * 2u" if words == 2 else "")
+            lines.append(f"{ind}let x{i} = {convert(load(kind, f'IN{k}', w), NATURAL[kind], ctype)};")
+            k += 1
+    lines.append(f"{ind}let r = {expr};")
+    w = "oo + t" + (" * 2u" if out_words == 2 else "")
+    lines.append(ind + store(out_dtype, "OUT", w, convert("r", rt, NATURAL[out_kind])))
+    if bcast is not None and n_arr:
+        lines.append(f"{ind}t = t + 1u;")
+        lines.append(ind + _count_up(0, nd))  # the multi-index of t (no wrap on the last axis: t < N)
+    lines.append("    }")
     body = "\n".join(lines)
     return ("@compute @workgroup_size(256)\n"
             "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n"

@@ -72,7 +72,8 @@ class Kernels:
         cols = self.be._new((P, Kd, nc), _F32) if keep else \
             self.be.reshape(self.be._scratch_f32(P * Kd * nc, "cols"), (P, Kd, nc))
         params = [H, W, C, OH, OW, KH, KW, spec.stride[0], spec.stride[1], spec.pad[0], spec.pad[1], n0]
-        self._run("im2col", "im2col", [("COLS", cols)], [("X", x)], P * Kd * nc, params, libs=())
+        # one invocation per (position, channel, sample): it writes its KH * KW window
+        self._run("im2col", "im2col", [("COLS", cols)], [("X", x)], P * C * nc, params, libs=())
         return cols
 
     def _sub(self, a, start, count):

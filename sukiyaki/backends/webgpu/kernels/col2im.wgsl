@@ -1,5 +1,7 @@
 // The adjoint of im2col: DX (H, W, C, samples n0 .. n0 + nc) from DCOLS (P x K per sample):
-// each input element sums the columns that read it (a gather: no atomics, fixed order).
+// each input element sums the columns that read it (a gather: no atomics, fixed order: kw
+// ascending, then kh ascending). The window positions that read (h, w) are those with
+// kw = (w + pw) mod sw, then every sw-th: found by one division, then stepped.
 // Parameters: H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, n0.
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -17,22 +19,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let sw = mi(8u);
     let P = u32(OH * OW);
     let K = u32(KH * KW) * C;
-    let h = i32(t % H);
-    let w = i32((t / H) % W);
-    let c = (t / (H * W)) % C;
-    let ns = t / (H * W * C);
-    let base = P * K * ns + P * u32(KH * KW) * c;
+    let hw = t % (H * W);
+    let r = t / (H * W);
+    let h = i32(hw % H);
+    let w = i32(hw / H);
+    let c = r % C;
+    let ns = r / C;
+    let base = off(1u) + P * K * ns + P * u32(KH * KW) * c;
+    // a = w + pw - kw = sw * ow: kw from (w + pw) mod sw in steps of sw, ow down by one a step
+    let aw = w + mi(10u);
+    let bh = h + mi(9u);
+    let kw0 = aw % sw;
+    let ow0 = aw / sw;
+    let kh0 = bh % sh;
+    let oh0 = bh / sh;
     var acc = 0.0f;
-    for (var kw = 0; kw < KW; kw = kw + 1) {
-        let a = w + mi(10u) - kw;
-        if (a < 0 || a % sw != 0 || a / sw >= OW) { continue; }
-        let ow = a / sw;
-        for (var kh = 0; kh < KH; kh = kh + 1) {
-            let b = h + mi(9u) - kh;
-            if (b < 0 || b % sh != 0 || b / sh >= OH) { continue; }
-            let oh = b / sh;
-            acc = acc + bitcast<f32>(DCOLS[off(1u) + base + u32(oh + OH * ow) + P * u32(kh + KH * kw)]);
+    var ow = ow0;
+    for (var kw = kw0; kw < KW && ow >= 0; kw = kw + sw) {
+        if (ow < OW) {
+            var oh = oh0;
+            for (var kh = kh0; kh < KH && oh >= 0; kh = kh + sh) {
+                if (oh < OH) {
+                    acc = acc + bitcast<f32>(DCOLS[base + u32(oh + OH * ow) + P * u32(kh + KH * kw)]);
+                }
+                oh = oh - 1;
+            }
         }
+        ow = ow - 1;
     }
     DX[off(0u) + t] = bitcast<u32>(acc);
 }

@@ -1,5 +1,8 @@
 // Lowering for convolution: COLS (P x K per sample, column-major; P = OH * OW positions,
 // K = KH * KW * C, k = kh + KH (kw + KW c)) of the samples n0 .. n0 + nc of X (H, W, C, N).
+// One invocation per (position, channel, sample), positions fastest: it writes the KH * KW
+// values of its window (neighbouring invocations write neighbouring words), its indices
+// found once by division and then stepped.
 // Parameters: H, W, C, OH, OW, KH, KW, sh, sw, ph, pw, n0.
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -17,16 +20,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let K = KH * KW * C;
     let p = t % P;
     let r = t / P;
-    let k = r % K;
-    let ns = r / K;
-    let kh = k % KH;
-    let kw = (k / KH) % KW;
-    let c = k / (KH * KW);
-    let ih = i32((p % OH) * m(7u) + kh) - mi(9u);
-    let iw = i32((p / OH) * m(8u) + kw) - mi(10u);
-    var v = 0u;
-    if (ih >= 0 && ih < i32(H) && iw >= 0 && iw < i32(W)) {
-        v = X[off(1u) + u32(ih) + H * (u32(iw) + W * (c + C * (m(11u) + ns)))];
+    let c = r % C;
+    let ns = r / C;
+    let oh = p % OH;
+    let ih0 = i32(oh * m(7u)) - mi(9u);
+    let iw0 = i32((p / OH) * m(8u)) - mi(10u);
+    let src = off(1u) + H * W * (c + C * (m(11u) + ns));
+    // column k of this invocation's first value: kh = kw = 0
+    var dst = off(0u) + p + P * (KH * KW * c + K * ns);
+    for (var kw = 0u; kw < KW; kw = kw + 1u) {
+        let iw = iw0 + i32(kw);
+        let col_ok = iw >= 0 && iw < i32(W);
+        for (var kh = 0u; kh < KH; kh = kh + 1u) {
+            let ih = ih0 + i32(kh);
+            var v = 0u;
+            if (col_ok && ih >= 0 && ih < i32(H)) {
+                v = X[src + u32(ih) + H * u32(iw)];
+            }
+            COLS[dst] = v;
+            dst = dst + P;
+        }
     }
-    COLS[off(0u) + t] = v;
 }
