@@ -13,7 +13,7 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(sukiyaki.__path__, "sukiy
 
 
 #: Modules that import an optional dependency (an extra) when loaded.
-OPTIONAL = {"sukiyaki.backends.cuda.backend": ("cupy", "sukiyaki[cuda]")}
+OPTIONAL = {f"sukiyaki.backends.cuda.{m}": ("cupy", "sukiyaki[cuda]") for m in ("backend", "blas", "graph")}
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -118,7 +118,7 @@ def test_dashboard_shows_the_run(browser, cluster):
     assert text(page, "#status") == "running"
 
     # the coordinator's validations (every 10 iterations) appear on the second plot as they arrive
-    page.wait_for_function("Number(document.getElementById('val-plot').dataset.points) >= 4")  # 2 x (accuracy, loss)
+    page.wait_for_function("Number(document.getElementById('val-plot').dataset.points) >= 4", timeout=60000)  # 2 x (acc, loss)
     assert count_pixels(page, "val-plot", BLUISH) > 50
 
     # read-only: nothing but GETs of the page and its metrics (and perhaps a favicon)
