@@ -7,13 +7,23 @@ momentum 0.9, weight decay 0.0005, batch 64) and 2 native workers as separate pr
 2,000 test), for the same number of epochs in every mode; then the test accuracy of the
 coordinator's final weights on the 2,000 test digits. Modes (codec of the weights sent down /
 of the gradients sent up): fp32 (raw / raw), 8bit (dettmers8 / dettmers8, error feedback on
-the workers' gradients), block8 (block8 / block8, error feedback). Seeds change the weights'
-initialisation and the data order; the mean over seeds is compared (and each seed's pair).
+the workers' gradients), block8 (block8 / block8, error feedback), and the low-communication
+mode (as DiLoCo): local (H local steps a round, ``--local-steps``, 64 by default as scenario L of
+``distributed_scaling.py``; dettmers8 both ways: the weights down and the workers' weight change
+up, with error feedback on the change), local-raw (the same H, raw both ways: what the local
+steps cost without the compression). In the local modes each worker takes H momentum-SGD steps
+(lr 0.02, momentum 0.9, as the synchronous modes' optimizer) on its half of each batch, and the
+coordinator takes the outer Nesterov step on the averaged change (lr 0.7, momentum 0.5, the
+``sukiyaki serve`` defaults); the iterations are rounded to a whole number of rounds of H. The
+goal of 0.3 points is the 8-bit synchronous codes'; the local modes are reported beside fp32
+(their points against it), with no goal of their own. Seeds change the weights' initialisation
+and the data order; the mean over seeds is compared (and each seed's pair).
 
 Usage:
     python benchmarks/distributed_accuracy.py                       # 3 seeds x 3 modes, 3 epochs (~3 min here)
     python benchmarks/distributed_accuracy.py --seeds 0,1,2,3,4,5 --epochs 5   # the recorded run (7 min)
     python benchmarks/distributed_accuracy.py --seeds 0 --epochs 1  # a quick look
+    python benchmarks/distributed_accuracy.py --modes fp32,local,local-raw --seeds 0,1,2 --epochs 5
     python benchmarks/distributed_accuracy.py --json benchmarks/results/distributed_accuracy.json
 """
 
@@ -43,19 +53,35 @@ from sukiyaki.nn.train import _data_feed, evaluate, make_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, ADMIN = "accuracy-join", "accuracy-admin"
-#: Mode: codec both ways.
-MODES = {"fp32": "raw", "8bit": "dettmers8", "block8": "block8"}
+#: Mode: (codec both ways, local steps: True for the low-communication mode with --local-steps H).
+MODES = {"fp32": ("raw", False), "8bit": ("dettmers8", False), "block8": ("block8", False),
+         "local": ("dettmers8", True), "local-raw": ("raw", True)}
 GOAL_POINTS = 0.3
+LR, MOMENTUM = 0.02, 0.9
 
 
-async def _run(mode, seed, epochs, batch, workers, logdir):
+def iterations_of(mode, epochs, n_train, batch, local_steps):
+    """The run's iterations: ``epochs`` of the training digits, rounded to whole rounds of H in the
+    local modes (at least one round)."""
+    iterations = epochs * n_train // batch
+    if MODES[mode][1]:
+        iterations = max(1, round(iterations / local_steps)) * local_steps
+    return iterations
+
+
+async def _run(mode, seed, epochs, batch, workers, logdir, local_steps=64):
     net = Net("lenet", seed=seed)
     _, n_train = _data_feed(net, "train")
-    iterations = epochs * n_train // batch
-    codec = MODES[mode]
-    state = CoordinatorState(net, Settings(batch_size=batch, iterations=iterations, seed=seed, codec_down=codec,
-                                           codec_up=codec, first_deadline=600.0),
-                             make_optimizer("momentum_sgd", lr=0.02, momentum=0.9, weight_decay=0.0005))
+    codec, local = MODES[mode]
+    steps = local_steps if local else 1
+    iterations = iterations_of(mode, epochs, n_train, batch, local_steps)
+    settings = Settings(batch_size=batch, iterations=iterations, seed=seed, codec_down=codec, codec_up=codec,
+                        first_deadline=600.0, local_steps=steps, inner_lr=LR, inner_momentum=MOMENTUM)
+    if local:  # as `sukiyaki serve`: the coordinator's optimizer stands for the outer step
+        opt = make_optimizer("momentum_sgd", lr=settings.outer_lr, momentum=settings.outer_momentum, weight_decay=0.0)
+    else:
+        opt = make_optimizer("momentum_sgd", lr=LR, momentum=MOMENTUM, weight_decay=0.0005)
+    state = CoordinatorState(net, settings, opt)
     state.pause()  # no round before every worker has joined
     server = CoordinatorServer(state, TOKEN, ADMIN)
     runner = web.AppRunner(make_app(server), access_log=None)
@@ -96,6 +122,7 @@ async def _run(mode, seed, epochs, batch, workers, logdir):
     state.settle()
     result = evaluate(state.net, 500)
     return {"mode": mode, "seed": seed, "iterations": state.iteration, "epochs": epochs, "batch": batch,
+            "local_steps": steps, "codec": codec,
             "accuracy": float(result["accuracy"]), "test_loss": float(result["loss"]),
             "final_train_loss": float(state.history[-1][1]), "seconds": round(seconds, 1),
             "bytes_per_sample": (server.bytes_in + server.bytes_out) / state.samples_total}
@@ -108,6 +135,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--local-steps", type=int, default=64,
+                   help="H of the local modes (default 64: scenario L's in distributed_scaling.py)")
     p.add_argument("--json", help="write the results to this file")
     a = p.parse_args(argv)
     modes = [m for m in a.modes.split(",") if m]
@@ -118,12 +147,15 @@ def main(argv=None):
     started = time.monotonic()
     print(f"machine: {machine_line()}; load average {os.getloadavg()[0]:.2f}")
     print(f"LeNet, bundled MNIST (8,000 train / 2,000 test), batch {a.batch}, {a.epochs} epochs, {a.workers} worker "
-          f"processes, momentum SGD lr 0.02; seeds {seeds}", flush=True)
+          f"processes, momentum SGD lr {LR}; seeds {seeds}", flush=True)
+    if any(MODES[m][1] for m in modes):
+        print(f"local modes: H = {a.local_steps} local steps a round (inner momentum SGD lr {LR}, momentum {MOMENTUM}; "
+              f"outer Nesterov lr 0.7, momentum 0.5)", flush=True)
     runs = []
     with tempfile.TemporaryDirectory(prefix="sukiyaki-accuracy-") as logdir:
         for seed in seeds:
             for mode in modes:
-                r = asyncio.run(_run(mode, seed, a.epochs, a.batch, a.workers, logdir))
+                r = asyncio.run(_run(mode, seed, a.epochs, a.batch, a.workers, logdir, a.local_steps))
                 runs.append(r)
                 print(f"  seed {seed} {mode:<7} test accuracy {100 * r['accuracy']:.2f} %  loss {r['test_loss']:.4f}  "
                       f"({r['iterations']} iterations, {r['seconds']:.0f} s, {r['bytes_per_sample'] / 1e3:.1f} KB "
@@ -134,16 +166,24 @@ def main(argv=None):
         summary[mode] = {"mean_accuracy": statistics.fmean(acc), "accuracies": acc,
                          "stdev": statistics.stdev(acc) if len(acc) > 1 else 0.0}
     ref = summary["fp32"]["mean_accuracy"]
-    print(f"\n{'mode':<8}{'mean test accuracy':>20}{'vs fp32 (points)':>18}{'goal':>6}  per seed (%)")
+    print(f"\n{'mode':<10}{'mean test accuracy':>18}{'vs fp32 (points)':>18}{'goal':>6}  per seed (%)")
     goals = []
     for mode in modes:
         s = summary[mode]
         diff = 100 * (s["mean_accuracy"] - ref)
         per = ", ".join(f"{100 * x:.2f}" for x in s["accuracies"])
-        verdict = "" if mode == "fp32" else ("PASS" if diff >= -GOAL_POINTS else "FAIL")
+        local = MODES[mode][1]
+        verdict = "" if mode == "fp32" or local else ("PASS" if diff >= -GOAL_POINTS else "FAIL")
         s["points_vs_fp32"] = diff
-        print(f"{mode:<8}{100 * s['mean_accuracy']:>19.2f}%{diff:>+18.2f}{verdict:>6}  {per}")
-        if mode != "fp32":
+        if local:
+            s["local_steps"] = a.local_steps
+            per_sample = {m: statistics.fmean(r["bytes_per_sample"] for r in runs if r["mode"] == m)
+                          for m in ("fp32", mode)}
+            s["bytes_per_sample_vs_fp32"] = per_sample["fp32"] / per_sample[mode]
+        print(f"{mode:<10}{100 * s['mean_accuracy']:>17.2f}%{diff:>+18.2f}{verdict:>6}  {per}"
+              + (f"  (H = {a.local_steps}; {s['bytes_per_sample_vs_fp32']:.0f}x fewer bytes per sample than fp32)"
+                 if local else ""))
+        if mode != "fp32" and not local:
             goals.append({"goal": f"LeNet {mode} (error feedback) within {GOAL_POINTS} points of fp32's test accuracy",
                           "result": verdict, "value": round(diff, 3)})
     out = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine_line(),

@@ -42,7 +42,16 @@ and what their own machines would compute is replaced by waits:
 The gradients are real-shaped (small random values, one set shared by the workers; the
 workers keep no weights). Scenario P (the paper's): 5 images/s per worker, batch 256; scenario
 L (laptop GPUs): 50 images/s. Modes: fp32 (raw both ways), 8bit (dettmers8 both ways), block8
-(block8 both ways, error feedback on the worker), local (local_steps H = 8, dettmers8).
+(block8 both ways, error feedback on the worker), local (the low-communication mode, as DiLoCo:
+H local steps a round, dettmers8 both ways: the new weights down, the workers' weight change up
+with error feedback on the worker). H is the scenario's (``--local-steps`` sets it for all):
+P 8, L 64. On L's links a round moves 2 x 138 MB per worker (about 2.2 s at 1 Gbit/s) whatever
+H is; with H = 8 that is 2.2 s against 5.1 s of compute at 8 workers, and the link bound itself
+allows only about 5.9x; H = 64 (40.96 s of compute a round at 8 workers) lets the exchange be
+a few per cent of the round, as DiLoCo's H = 500 does on its networks, and moves 4 H = 256x
+fewer bytes per sample than synchronous fp32 (8 bits instead of 32, once per H batches).
+``benchmarks/distributed_accuracy.py --modes fp32,local,local-raw`` trains LeNet with the same
+H and codes, beside synchronous fp32.
 
 Rounds per point: one warm-up round, then ``--iterations`` (2) measured rounds, or 1 when the
 warm-up round took longer than ``--long-round-s`` (30 s); a point whose round is more than
@@ -52,7 +61,7 @@ task's deadline is 5 times what that speed predicts; the coordinator's silence l
 default (15 s).
 
 Per point: the iteration time (median of the measured rounds; a round of the local mode is
-H = 8 iterations), images/s, speed-up over 1 worker of the same mode, bytes moved per round
+H iterations), images/s, speed-up over 1 worker of the same mode, bytes moved per round
 and per sample (the coordinator's bytes_in + bytes_out), the CPU seconds per round of the
 coordinator's process (every thread) and of the simulated workers' process, and two link
 references:
@@ -72,6 +81,7 @@ Usage:
     python benchmarks/distributed_scaling.py                 # everything (about an hour on 2 cores)
     python benchmarks/distributed_scaling.py --quick         # tiny network, 1-2 workers, seconds
     python benchmarks/distributed_scaling.py --parts sim --scenarios L --modes 8bit,local --workers 1,8
+    python benchmarks/distributed_scaling.py --parts sim --scenarios L --modes local --local-steps 8   # the old H
     python benchmarks/distributed_scaling.py --json benchmarks/results/distributed_scaling.json
 """
 
@@ -115,11 +125,20 @@ from sukiyaki.nn.train import make_optimizer  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, ADMIN = "bench-join", "bench-admin"
 WORKER_LINK, SERVER_LINK = 1e9, 10e9  # bits/s
-#: Scenario: images/s per worker, batch, label.
-SCENARIOS = {"P": (5.0, 256, "the paper's: K80-class clients, 5 img/s each"),
-             "L": (50.0, 256, "laptop GPUs, 50 img/s each")}
-#: Mode: (codec both ways, local steps H).
-MODES = {"fp32": ("raw", 1), "8bit": ("dettmers8", 1), "block8": ("block8", 1), "local": ("dettmers8", 8)}
+#: Scenario: images/s per worker, batch, label, H of the local-steps mode.
+SCENARIOS = {"P": (5.0, 256, "the paper's: K80-class clients, 5 img/s each", 8),
+             "L": (50.0, 256, "laptop GPUs, 50 img/s each", 64)}
+#: Mode: (codec both ways, local steps H; None: the scenario's H).
+MODES = {"fp32": ("raw", 1), "8bit": ("dettmers8", 1), "block8": ("block8", 1), "local": ("dettmers8", None)}
+
+
+def mode_steps(mode, scenario, local_steps=None):
+    """(codec, H) of a mode in a scenario: H is 1 for the synchronous modes; the local mode's is
+    ``local_steps`` when given, else the scenario's."""
+    codec, steps = MODES[mode]
+    if steps is None:
+        steps = local_steps or SCENARIOS[scenario][3]
+    return codec, steps
 PAPER = {4: "2.8x", 8: "saturated (29 s/it)"}
 LOSS = math.log(1000.0)
 
@@ -548,15 +567,15 @@ def make_sim_codec(net, codec, grads, cache, folder):
     return sim
 
 
-async def _sim_point(net, mode, rate, batch, n, warmup, rounds, sim, long_round_s):
+async def _sim_point(net, mode, steps, rate, batch, n, warmup, rounds, sim, long_round_s):
     with CoordinatorEvents() as events:
-        return await _sim_point_logged(net, mode, rate, batch, n, warmup, rounds, sim, long_round_s, events)
+        return await _sim_point_logged(net, mode, steps, rate, batch, n, warmup, rounds, sim, long_round_s, events)
 
 
-async def _sim_point_logged(net, mode, rate, batch, n, warmup, rounds, sim, long_round_s, events):
+async def _sim_point_logged(net, mode, steps, rate, batch, n, warmup, rounds, sim, long_round_s, events):
     """One point: ``warmup`` rounds, then ``rounds`` measured, or 1 when the warm-up round took
     longer than ``long_round_s`` (long rounds are dominated by steady work, not by noise)."""
-    codec, steps = MODES[mode]
+    codec = MODES[mode][0]
     settings = Settings(batch_size=batch, iterations=(warmup + rounds) * steps, seed=0, codec_down=codec,
                         codec_up=codec, local_steps=steps)  # deadlines: 5 x what each worker's declared speed predicts
     if steps > 1:  # as `sukiyaki serve`: the coordinator's optimizer stands for the outer step
@@ -643,20 +662,22 @@ def plan(compute, iterations, no_warmup_above):
     return iterations, 1
 
 
-def run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale):
+def run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, local_steps=None):
     with tempfile.TemporaryDirectory(prefix="sukiyaki-sim-") as folder:
-        return _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, folder)
+        return _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, folder,
+                        local_steps)
 
 
-def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, folder):
+def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, folder,
+             local_steps=None):
     grads = _gradients(net)
     cache, out = {}, {}
     for sc in scenarios:
-        rate, batch, _ = SCENARIOS[sc]
+        rate, batch = SCENARIOS[sc][:2]
         rate *= rate_scale
         out[sc] = []
         for mode in modes:
-            codec, steps = MODES[mode]
+            codec, steps = mode_steps(mode, sc, local_steps)
             sim = make_sim_codec(net, codec, grads, cache, folder)
             print(f"  sim {sc}/{mode}: worker encode {sim.encode_s:.2f} s, decode {sim.decode_s:.2f} s (measured)",
                   flush=True)
@@ -664,19 +685,23 @@ def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_r
                 compute = batch * steps / n / rate
                 rounds, warmup = plan(compute, iterations, no_warmup_above)
                 t0 = time.monotonic()
-                r = asyncio.run(_sim_point(net, mode, rate, batch, n, warmup, rounds, sim, long_round_s))
+                r = asyncio.run(_sim_point(net, mode, steps, rate, batch, n, warmup, rounds, sim, long_round_s))
                 gc.collect()
                 r.update(mode=mode, codec=codec, local_steps=steps, rate=rate, batch=batch,
                          encode_s=sim.encode_s, decode_s=sim.decode_s)
                 r["link_bound_s"], r["floor_s"] = link_refs(r)
                 out[sc].append(r)
                 r["peak_rss_mb"] = peak_rss_mb()
-                print(f"  sim {sc}/{mode}/{n}: {r['iter_s']:.2f} s/round (link bound {r['link_bound_s']:.2f}), "
+                print(f"  sim {sc}/{mode}/{n} (H = {steps}): {r['iter_s']:.2f} s/round (link bound "
+                      f"{r['link_bound_s']:.2f}, of the bytes this point moved), "
                       f"rounds {r['iter_s_all']}, point {time.monotonic() - t0:.0f} s, peak RSS so far "
                       f"{r['peak_rss_mb'] / 1024:.1f} GiB", flush=True)
         for r in out[sc]:
             base = next((b for b in out[sc] if b["mode"] == r["mode"] and b["workers"] == 1), None)
             r["speedup"] = r["img_s"] / base["img_s"] if base else float("nan")
+            # what the link bound allows: 1 worker's bound round over this one's (same mode, same bytes model)
+            r["bound_speedup"] = (base["link_bound_s"] / base["samples"]) / (r["link_bound_s"] / r["samples"]) \
+                if base else float("nan")
     return out
 
 
@@ -689,19 +714,22 @@ def _gradients(net):
 
 def print_sim(out, netname, nparams, quick, rate_scale):
     for sc, rows in out.items():
-        rate, batch, label = SCENARIOS[sc]
+        rate, batch, label = SCENARIOS[sc][:3]
         print(f"\nB. Simulated, scenario {sc} ({label}{f'; quick: rates x{rate_scale:g}' if quick else ''}): "
               f"{netname} ({nparams / 1e6:.1f} M parameters) on the coordinator, batch {batch}, workers at "
               f"{rate * rate_scale:g} img/s behind 1 Gbit/s links, coordinator link 10 Gbit/s")
-        print("   s/round: median of the measured rounds (rounds = warm-up + measured; a local round = 8 iterations "
-              "of the batch); img/s = samples/round / s/round")
-        print("   bound = S/(N r) + max((d+u)/Lw, N(d+u)/Ls), the link bound (transfers not overlapped); floor = "
-              "max(S/(N r), (d+u)/Lw, N(d+u)/Ls), the same wholly overlapped")
+        hs = sorted({r["local_steps"] for r in rows if r["mode"] == "local"})
+        print("   s/round: median of the measured rounds (rounds = warm-up + measured; a local round = H iterations "
+              f"of the batch{', H = ' + ', '.join(map(str, hs)) if hs else ''}: the H column); img/s = samples/round "
+              "/ s/round")
+        print("   bound = S/(N r) + max((d+u)/Lw, N(d+u)/Ls), the link bound (transfers not overlapped; d, u: the "
+              "bytes this point moved down and up per worker and round); floor = max(S/(N r), (d+u)/Lw, N(d+u)/Ls), "
+              "the same wholly overlapped; bound sp = the speed-up the link bound allows (bound at 1 / bound at N)")
         print("   coord CPU / sim CPU = CPU s/round of the coordinator's process (every thread) / of the simulated "
               "workers' process; this machine has " f"{os.cpu_count()} cores for both")
         head = (f"{'mode':<7}{'N':>3}{'s/round':>9}{'img/s':>9}{'speed-up':>9}{'compute':>9}{'bound':>8}"
-                f"{'x bound':>8}{'floor':>8}{'coord CPU':>10}{'sim CPU':>8}{'MB/round':>10}{'KB/sample':>10}"
-                f"{'rounds':>7}  paper")
+                f"{'x bound':>8}{'bound sp':>9}{'floor':>8}{'coord CPU':>10}{'sim CPU':>8}{'MB/round':>10}"
+                f"{'KB/sample':>10}{'rounds':>7}{'H':>4}  paper")
         print(head)
         print("-" * len(head))
         for r in rows:
@@ -710,8 +738,9 @@ def print_sim(out, netname, nparams, quick, rate_scale):
             paper = PAPER.get(r["workers"], "") if (sc == "P" and r["mode"] == "8bit" and not quick) else ""
             print(f"{r['mode']:<7}{r['workers']:>3}{r['iter_s']:>9.3f}{r['img_s']:>9.2f}{r['speedup']:>9.2f}"
                   f"{r['compute_s']:>9.3f}{r['link_bound_s']:>8.3f}{r['iter_s'] / r['link_bound_s']:>8.2f}"
+                  f"{r.get('bound_speedup', float('nan')):>9.2f}"
                   f"{r['floor_s']:>8.3f}{r['coord_cpu_s']:>10.3f}{r['sim_cpu_s']:>8.3f}{moved / 1e6:>10.1f}"
-                  f"{moved / r['samples'] / 1e3:>10.1f}{rounds:>7}  {paper}")
+                  f"{moved / r['samples'] / 1e3:>10.1f}{rounds:>7}{r['local_steps']:>4}  {paper}")
         enc = {r["mode"]: (r["encode_s"], r["decode_s"]) for r in rows}
         print("   simulated worker waits (measured once on this machine): " + ", ".join(
             f"{m} encode {e:.2f} s + decode {d:.2f} s" for m, (e, d) in enc.items()))
@@ -743,7 +772,9 @@ def goals(out, quick):
             return
         ok = r["speedup"] >= target
         res.append({"goal": name, "result": "PASS" if ok else "FAIL", "value": round(r["speedup"], 3),
-                    "why": "" if ok else _dominant(r)})
+                    "local_steps": r["local_steps"], "bound_speedup": round(r.get("bound_speedup", float("nan")), 3),
+                    "why": "" if ok else f"{_dominant(r)}; the link bound allows {r.get('bound_speedup', 0):.2f}x "
+                                         f"(H = {r['local_steps']})"})
 
     speed("P", "8bit", 4, 3.8, "P synchronous 8-bit speed-up at 4 workers >= 3.8x")
     speed("P", "8bit", 8, 7.0, "P synchronous 8-bit speed-up at 8 workers >= 7x")
@@ -767,14 +798,14 @@ def goals(out, quick):
                 f = _find(out, sc, "fp32", r["workers"])
                 if f:
                     per = lambda x: (x["bytes_in"] + x["bytes_out"]) / x["samples"]  # noqa: E731
-                    ratios.append((per(f) / per(r), sc, r["workers"]))
+                    ratios.append((per(f) / per(r), sc, r["workers"], r["local_steps"]))
     if ratios:
         low = min(ratios)
         ok = low[0] >= 50
         res.append({"goal": "local steps move >= 50x fewer bytes per sample than synchronous fp32",
-                    "result": "PASS" if ok else "FAIL", "value": round(low[0], 2),
-                    "why": "" if ok else f"lowest at {low[1]}/N={low[2]}: H = 8 steps x 4 (8-bit vs 32-bit codes) "
-                                         f"gives at most ~32x; >= 50x needs H >= 13 at 8 bits"})
+                    "result": "PASS" if ok else "FAIL", "value": round(low[0], 2), "local_steps": low[3],
+                    "why": "" if ok else f"lowest at {low[1]}/N={low[2]}: H = {low[3]} steps x 4 (8-bit vs 32-bit "
+                                         f"codes) gives at most ~{4 * low[3]}x; >= 50x needs H >= 13 at 8 bits"})
     else:
         res.append({"goal": "local steps move >= 50x fewer bytes per sample than synchronous fp32", "result": "n/a",
                     "value": None, "why": "not measured (needs the local and fp32 modes at the same N)"})
@@ -903,6 +934,9 @@ def main(argv=None):
     p.add_argument("--modes", type=_list("--modes", MODES), default=list(MODES))
     p.add_argument("--workers", type=_list("--workers", cast=int), default=[1, 2, 4, 8])
     p.add_argument("--iterations", type=int, default=2, help="measured rounds per simulated point (after 1 warm-up)")
+    p.add_argument("--local-steps", type=int, default=None,
+                   help="H of the local mode in every scenario (default: the scenario's, P "
+                        f"{SCENARIOS['P'][3]}, L {SCENARIOS['L'][3]})")
     p.add_argument("--long-round-s", type=float, default=30.0,
                    help="a point whose warm-up round took longer than this measures 1 round (0: never)")
     p.add_argument("--no-warmup-above", type=float, default=40.0,
@@ -926,6 +960,8 @@ def main(argv=None):
         p.error("--iterations, --real-iterations, --real-warmup and --real-batch must be at least 1")
     if any(n < 1 for n in a.workers):
         p.error("--workers must be positive")
+    if a.local_steps is not None and a.local_steps < 2:
+        p.error("--local-steps must be at least 2")
     rate_scale = 1.0
     if a.quick:
         a.workers = [n for n in a.workers if n <= 2] or [1, 2]
@@ -961,7 +997,7 @@ def main(argv=None):
             netname = "VGG16"
         nparams = net.store.trained_size
         out = run_sim(net, a.scenarios, a.modes, a.workers, a.iterations, a.no_warmup_above, a.long_round_s,
-                      rate_scale)
+                      rate_scale, a.local_steps)
         print_sim(out, netname, nparams, a.quick, rate_scale)
         res = goals(out, a.quick)
         print_goals(res, a.quick)

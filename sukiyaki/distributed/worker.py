@@ -443,7 +443,10 @@ class Worker:
             pieces = C.encode_pieces(g, codec, bounds)
         else:
             pieces = self.feedback.compress_pieces(name, g, codec, bounds)
-        for (lo, hi), data in zip(bounds, pieces):
+        # strict: after the last piece zip asks ``pieces`` once more, so that compress_pieces runs
+        # to its end and stores the residual (a plain zip stops at ``bounds`` and the error
+        # feedback would silently keep nothing)
+        for (lo, hi), data in zip(bounds, pieces, strict=True):
             yield shape, codec, lo, hi, data, finite
 
     def state_tensors(self):
