@@ -23,3 +23,16 @@ def shared():
     if not SHARED.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED}")
     return SHARED
+
+
+def digits_npz(folder, n):
+    """The first n bundled test digits as an .npz (images, labels) in folder, for
+    ``--data d_test=PATH`` (quick validation); its path as a string."""
+    import numpy as np
+
+    from sukiyaki.data import load_mnist
+
+    x, t = load_mnist(split="test")
+    path = Path(folder) / f"test{n}.npz"
+    np.savez(path, images=x[..., :n], labels=t[0, :n])
+    return str(path)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import digits_npz  # noqa: E402  (tests/ is on sys.path under pytest)
 from sukiyaki.cli import main, resolve_netdef
-from sukiyaki.data import load_mnist
 from sukiyaki.nn import params as P
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,10 +19,7 @@ LENET = ROOT / "sukiyaki" / "nets" / "lenet.json"
 @pytest.fixture(scope="module")
 def small_test(tmp_path_factory):
     """The first 300 test digits as an .npz for --data d_test=... (fast validation)."""
-    x, t = load_mnist(split="test")
-    path = tmp_path_factory.mktemp("data") / "test300.npz"
-    np.savez(path, images=x[..., :300], labels=t[0, :300])
-    return str(path)
+    return digits_npz(tmp_path_factory.mktemp("data"), 300)
 
 
 def run(argv, capsys):

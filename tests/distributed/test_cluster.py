@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import digits_npz  # noqa: E402  (tests/ is on sys.path under pytest)
 from sukiyaki.cli import main
 from sukiyaki.data import load_mnist
 from sukiyaki.data.loader import BatchIterator, ShardedBatches
@@ -45,11 +46,8 @@ def weights(path):
 
 @pytest.fixture(scope="module")
 def test20(tmp_path_factory):
-    """20 test digits as --data d_test=... (validation in no time)."""
-    x, t = load_mnist(split="test")
-    path = tmp_path_factory.mktemp("data") / "test20.npz"
-    np.savez(path, images=x[..., :20], labels=t[0, :20])
-    return str(path)
+    """The first 20 test digits as an .npz for --data d_test=... (fast validation)."""
+    return digits_npz(tmp_path_factory.mktemp("data"), 20)
 
 
 @pytest.fixture(scope="module")
