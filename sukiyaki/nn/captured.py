@@ -10,8 +10,9 @@ copied into the graph's input blobs), the samples' global indices and the iterat
 The first step of each batch size runs eagerly (it builds what the step needs: cuDNN plans,
 compiled kernels, the optimizer's state); the second is captured, then replayed. Where
 capture is impossible (a backend without graphs, a layer that reads the device from the
-host, a custom optimizer that does not take a device rate) the step runs eagerly, and the
-reason is said once.
+host) the step runs eagerly, and the reason is said once. A custom optimizer that does not
+take its rate from device memory (``device_rate`` False) has its update run eagerly after
+each replay of the rest.
 
 Example:
     >>> step = CapturedStep(net)                                          # doctest: +SKIP
