@@ -199,3 +199,34 @@ def test_resumed_run_with_recorded_steps_equals_the_whole_run(numpy_capture, tmp
     a, b = weight_arrays(whole.net), weight_arrays(resumed.net)
     for k in a:
         np.testing.assert_array_equal(np.asarray(b[k]), np.asarray(a[k]), err_msg=k)
+
+
+def test_an_optimizer_without_device_rate_updates_after_each_replay(numpy_capture):
+    """A user's rule that takes its rate as a number: the rest of the step is replayed, its
+    update runs eagerly after, with this iteration's rate."""
+    from sukiyaki.nn.optim.base import Optimizer
+    from sukiyaki.nn.optim.schedule import make_schedule
+
+    class PlainSGD(Optimizer):
+        type_name = "plain_sgd_for_test"
+
+        def update(self, ops, w, g, lr):
+            ops.nn.sgd_update_(w, g, lr, 0.0)
+
+    def run(graph):
+        net = Net(lenet_with_randomness(), device="numpy", seed=3)
+        opt = PlainSGD(lr=0.05, schedule=make_schedule("step:2:0.5"))
+        if graph:
+            net.ops.backend.capture = RerunCapture(net, opt)
+        tr = Trainer(net, opt, batch_size=16, iterations=5, val_cycle=0, progress=False, log=lambda line: None,
+                     graph=graph)
+        for _ in range(5):
+            tr.step()
+        return tr, {k: np.asarray(v) for k, v in weight_arrays(net).items()}
+
+    _, eager = run(False)
+    tr, w = run(True)
+    assert tr.captured.active and tr.captured._graphs
+    assert not next(iter(tr.captured._graphs.values())).update_inside
+    for k in eager:
+        np.testing.assert_array_equal(w[k], eager[k], err_msg=k)
