@@ -7,16 +7,19 @@ VGG16 fp32 training >= 30% of the CUDA backend's images/s. Each figure is the me
 --repeats timed runs, each device synchronised at both ends (WebGPU: one value read back).
 
 The matrix product is also measured with each float32 kernel of the webgpu backend forced
-(``--kernels``: simple, t64, t128, t128k16; see sukiyaki/backends/webgpu/matmul.py), beside the rule's
-own choice (auto), so a run shows which one wins on that GPU. ``--profile`` times each
-kernel of one training step of the named nets alone (the device synchronised after every
-dispatch: slower than the real step, but it shows where the time goes; the cost of one such
-synchronisation is measured and taken off). ``--micro`` times the elementwise and lowering
+(``--kernels``: simple, t64, t128, t128k16, t64s, t128s, and the candidates db128, db128x64, db64,
+db128k16; see sukiyaki/backends/webgpu/matmul.py and matmul_db.py), beside the rule's own choice
+(auto), so a run shows which one wins on that GPU; a candidate named ``NAME:checked`` runs its
+bounds-checked variant even where the fast one fits (what a size off its tiles gets).
+``--profile`` times each kernel of one training step of the named nets alone (the device
+synchronised after every dispatch: slower than the real step, but it shows where the time
+goes; the cost of one such synchronisation is measured and taken off). ``--micro`` times the elementwise and lowering
 kernels alone (``--digest``: with a hash of each result, to check a kernel change is bit-equal).
 
 Usage (on the GPU machine; Vulkan's loader as tools/gpu_run.sh's notes say):
     python benchmarks/webgpu_native.py --size 4096 --nets lenet,vgg16 --vgg-batch 64
     python benchmarks/webgpu_native.py --quick     # 4096 product per kernel, LeNet, VGG16 b32, profiles
+    python benchmarks/webgpu_native.py --nets '' --repeats 3   # the 4096 product per kernel alone
 """
 
 import argparse
@@ -35,6 +38,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from matrix_ops import synchronizer  # noqa: E402
+
+
+#: The float32 matmul kernels measured forced by default (--kernels).
+KERNELS = "simple,t64,t128,t128k16,t64s,t128s,db128,db128x64,db64,db128k16,db128:checked"
 
 
 def median_rate(fn, sync, work, repeats, min_seconds=0.3):
@@ -68,8 +75,13 @@ def matmul_tflops(device, n, repeats, kernel=None):
     if kernel is None:
         return median_rate(lambda: backend.matmul(a, b), synchronizer(backend), 2 * n ** 3, repeats) / 1e12
     from sukiyaki.backends.webgpu import matmul as MM
+    from sukiyaki.backends.webgpu import matmul_db as DB
 
+    kernel, _, how = kernel.partition(":")
+    if how not in ("", "checked"):
+        raise ValueError(f"kernel {kernel}:{how}: the only suffix is ':checked'")
     before, MM.KERNEL = MM.KERNEL, kernel
+    fast, DB.FAST = DB.FAST, DB.FAST and how != "checked"
     try:
         out = backend.to_numpy(backend.matmul(a, b))
         ref = backend.to_numpy(a) @ backend.to_numpy(b)
@@ -79,6 +91,7 @@ def matmul_tflops(device, n, repeats, kernel=None):
         return median_rate(lambda: backend.matmul(a, b), synchronizer(backend), 2 * n ** 3, repeats) / 1e12
     finally:
         MM.KERNEL = before
+        DB.FAST = fast
 
 
 def make_net(device, net_name, batch):
@@ -238,7 +251,7 @@ def main(argv=None):
     p.add_argument("--nets", default="lenet,vgg16")
     p.add_argument("--vgg-batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--kernels", default="simple,t64,t128,t128k16",
+    p.add_argument("--kernels", default=KERNELS,
                    help="webgpu float32 matmul kernels to measure forced, beside auto ('' for none)")
     p.add_argument("--profile", default="", help="nets whose webgpu training step is profiled kernel by kernel")
     p.add_argument("--no-cuda", action="store_true", help="webgpu alone (no CUDA backend here)")
@@ -282,10 +295,10 @@ def main(argv=None):
             rows.append((f"{name} b{batch} train (img/s)", ours, cuda, 0.3 if name == "vgg16" else None))
         except Exception as exc:
             print(f"{name}: failed: {type(exc).__name__}: {str(exc)[:500]}")
-    print(f"{'task':<28} {'webgpu':>10} {'cuda':>10} {'ratio':>6} {'goal':>6}")
+    print(f"{'task':<32} {'webgpu':>10} {'cuda':>10} {'ratio':>6} {'goal':>6}")
     for task, ours, cuda, goal in rows:
         verdict = "" if goal is None else (f">={goal:.2f} " + ("met" if ours / cuda >= goal else "NOT met"))
-        print(f"{task:<28} {ours:10.3f} {cuda:10.3f} {ours / cuda:6.2f} {verdict}")
+        print(f"{task:<32} {ours:10.3f} {cuda:10.3f} {ours / cuda:6.2f} {verdict}")
     for name in [x for x in args.profile.split(",") if x]:
         try:
             profile_step(name, 64 if name == "lenet" else args.vgg_batch)

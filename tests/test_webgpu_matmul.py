@@ -1,7 +1,8 @@
 """The WebGPU float32 matrix-product kernels (sukiyaki/backends/webgpu/matmul.py): the simple
-one and the register-tiled ones (64- and 128-blocks, split-K) against numpy in float64, at
-edge sizes, transposed, strided and batched as the convolutions use them; the rule that
-picks a kernel; the kernels' parameter arena."""
+one, the register-tiled ones (64- and 128-blocks, split-K) and the double-buffered candidates
+(matmul_db.py, their fast and checked variants) against numpy in float64, at edge sizes,
+transposed, strided and batched as the convolutions use them; the rule that picks a kernel;
+the kernels' parameter arena."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from sukiyaki.backends import available_backends, get_backend
 pytestmark = pytest.mark.skipif("webgpu" not in available_backends(),
                                 reason="the webgpu backend is not available here (pip install 'sukiyaki[webgpu]' "
                                        "and a WebGPU adapter, e.g. Mesa's lavapipe)")
-KERNELS = ("simple", "t64", "t128", "t128k16")
+KERNELS = ("simple", "t64", "t128", "t128k16", "t64s", "t128s", "db128", "db128x64", "db64", "db128k16")
+DB_KERNELS = ("db128", "db128x64", "db64", "db128k16")
 TOL = 2e-6  # relative to the largest |value|: float32 sums of up to a few thousand terms
 
 
@@ -108,6 +110,83 @@ def test_tiled_kernels_fit_webgpus_default_limits():
         sizes = [int(n) for n in re.findall(r"var<workgroup> \w+: array<vec4<f32>, (\d+)>", code)]
         assert len(sizes) == 2 and 16 * sum(sizes) <= WORKGROUP_BYTES, (name, sizes)
         assert "@workgroup_size(16, 16)" in code
+
+
+def test_db_kernels_fit_their_limits():
+    """The candidates' workgroup memory is what matmul_db says (16 KiB but db128k16's 32 KiB),
+    their workgroups at most 256 invocations."""
+    import re
+
+    from sukiyaki.backends.webgpu.matmul_db import DB, code
+
+    for name, cfg in DB.items():
+        for var in ("checked", "fast-rr", "fast-kk"):
+            text = code(name, var)
+            sizes = re.findall(r"var<workgroup> \w+: array<array<vec4<f32>, (\d+)>, (\d+)>", text)
+            assert len(sizes) == 2 and 16 * sum(int(a) * int(b) for a, b in sizes) == cfg.workgroup_bytes, (name, sizes)
+            assert f"@workgroup_size({cfg.tx}, {cfg.ty})" in text and cfg.threads <= 256
+            assert ("array<vec4<u32>>" in text) == (var != "checked")
+        assert cfg.workgroup_bytes <= (32768 if name == "db128k16" else 16384), name
+
+
+def test_db_variant_rule():
+    """The fast variant only where the blocks, the slices and vec4 loads fit."""
+    from sukiyaki.backends.webgpu.matmul_db import variant
+
+    big = 1 << 31
+    col_a, row_a = (1, 256, big, 0, 0, 0), (512, 1, big, 0, 0, 0)  # A(i, k) i-contiguous, k-contiguous
+    col_b, row_b = (512, 1, big, 0, 0, 0), (1, 256, big, 0, 0, 0)  # B(k, j) k-contiguous, j-contiguous
+    assert variant("db128", 256, 256, 512, 512, col_a, col_b, (0, 0), 256) == "fast-rk"
+    assert variant("db128", 256, 256, 512, 512, row_a, row_b, (0, 0), 256) == "fast-kr"
+    assert variant("db128", 256, 256, 512, 256, col_a, row_b, (16, 32), 32) == "fast-rr"
+    assert variant("db128", 256, 192, 512, 512, col_a, col_b, (0, 0), 256) == "checked"  # N off the blocks
+    assert variant("db128x64", 256, 192, 512, 512, col_a, col_b, (0, 0), 256) == "fast-rk"
+    assert variant("db64", 256, 256, 520, 528, col_a, col_b, (0, 0), 256) == "checked"  # K off the slices
+    assert variant("db128", 256, 256, 512, 512, col_a, col_b, (4, 0), 256) == "checked"  # A not 16-byte aligned
+    assert variant("db128", 256, 256, 512, 512, (1, 258, big, 0, 0, 0), col_b, (0, 0), 256) == "checked"
+    assert variant("db128", 256, 256, 512, 512, (2, 512, big, 0, 0, 0), col_b, (0, 0), 256) == "checked"
+    assert variant("db128", 256, 256, 512, 512, (1, 256, 64, 0, 0, 0), col_b, (0, 0), 256) == "checked"  # kd
+    assert variant("db128", 256, 256, 512, 512, (1, 256, big, 0, 6, 0), col_b, (0, 0), 256) == "checked"  # z1
+    assert variant("db128", 256, 256, 0, 16, col_a, col_b, (0, 0), 256) == "checked"
+
+
+@pytest.mark.parametrize("name", DB_KERNELS)
+def test_db_fast_variant_equals_checked_bit_for_bit(be, name, monkeypatch):
+    """Each fast variant (A and B each along their rows/columns or along k) against numpy, and
+    the same bits as the checked variant of the same product; batched, accumulating, split-K
+    and an operand at a 16-byte offset included."""
+    from sukiyaki.backends.webgpu import matmul as MM
+    from sukiyaki.backends.webgpu import matmul_db as DB
+
+    monkeypatch.setattr(MM, "KERNEL", name)
+    seen = []
+    pick = DB.variant
+    monkeypatch.setattr(DB, "variant", lambda *a: seen.append(pick(*a)) or seen[-1])
+    bm, bn = DB.DB[name].block
+    rng = np.random.default_rng(len(name))
+    M, N, Z1 = 2 * bm, bn, 2
+    for K in (64, 1024):  # 1024: split-K (S > 1)
+        for ta in (False, True):
+            for tb in (False, True):
+                a = (K, 1, 1 << 31, 0, M * K, 0) if ta else (1, M, 1 << 31, 0, M * K, 0)
+                b = (1, N, 1 << 31, 0, N * K, 0) if tb else (K, 1, 1 << 31, 0, N * K, 0)
+                c = (1, M, M * N, 0)
+                Af = rng.standard_normal(4 + M * K * Z1).astype(np.float32)
+                Bf = rng.standard_normal(N * K * Z1).astype(np.float32)
+                Cf = rng.standard_normal(M * N * Z1).astype(np.float32)
+                A = be.from_numpy(Af)
+                B = be.from_numpy(Bf)
+                got = []
+                for fast in (True, False):
+                    monkeypatch.setattr(DB, "FAST", fast)
+                    C = be.from_numpy(Cf)
+                    MM.gemm(be, C, A, B, M, N, K, a, b, c, batch=(Z1, 1), accumulate=True,
+                            a_range=(A.buffer, A.byte_offset + 16, 4 * M * K * Z1))
+                    got.append(be.to_numpy(C))
+                want = reference_gemm(Cf, Af[4:], Bf, M, N, K, a, b, c, (Z1, 1), True)
+                assert seen[-2] == "fast-" + "rk"[ta] + "kr"[tb] and seen[-1] == "checked", seen[-2:]
+                assert close(got[0], want), (name, K, ta, tb)
+                assert np.array_equal(got[0], got[1]), (name, K, ta, tb)
 
 
 def test_the_rule():

@@ -16,8 +16,9 @@ Layout (one folder, the same shaders natively and in a browser):
   storage of the dtypes WGSL lacks (float64, int64, uint8, bool);
 - ``kernels.py``: loading, assembling, compiling (memoized) and launching ``kernels/*.wgsl``;
 - ``backend.py``: the primitives of ``sukiyaki.backends.base``; ``elementwise.py`` (ops and
-  dtype rules), ``reduce.py``, ``matmul.py``, ``indexing.py`` (data movement), ``nn.py``
-  (convolution, pooling, crops, fused updates) generate or drive the kernels;
+  dtype rules), ``reduce.py``, ``matmul.py`` (and ``matmul_db.py``, candidate kernels),
+  ``indexing.py`` (data movement), ``nn.py`` (convolution, pooling, crops, fused updates)
+  generate or drive the kernels;
 - ``kernels/``: ``f64.wgsl`` (software binary64), ``math.wgsl`` (float32 functions to a few
   ulps, double log/exp/pow), ``common.wgsl``, ``philox.wgsl``, and one file per kernel.
 

@@ -5,7 +5,9 @@ one-thread-an-output kernel for other dtypes (float64 in software, integers wrap
 column block, a batch of samples or a convolution's lowered columns need no copy.
 
 Float32 kernels (:func:`choose` picks one by size; ``SUKIYAKI_WEBGPU_MATMUL`` or
-:data:`KERNEL` forces one: ``auto``, ``simple``, ``t64``, ``t128``):
+:data:`KERNEL` forces one: ``auto``, ``simple``, ``t64``, ``t128`` (``t128k16``, ``t64s``,
+``t128s``: variants measured beside them), or a candidate of matmul_db.py, ``db128``,
+``db128x64``, ``db64``, ``db128k16``, not yet in the rule):
 
 - ``simple`` (kernels/matmul.wgsl): 4 x 4 outputs a thread through the caches, no
   workgroup memory and no barriers; for products too small to fill the tiles;
@@ -26,16 +28,21 @@ import numpy as np
 
 from sukiyaki.backends.webgpu import elementwise as E
 from sukiyaki.backends.webgpu import kernels as K
+from sukiyaki.backends.webgpu import matmul_db as DB
 
 LIBS = ("f64", "common", "math")
 _BIG = 1 << 31
 
-#: The float32 kernel: 'auto' (choose's rule), 'simple', 't64' or 't128'.
+#: The float32 kernel: 'auto' (choose's rule), 'simple', 't64', 't128', or one of matmul_db.DB.
 KERNEL = os.environ.get("SUKIYAKI_WEBGPU_MATMUL", "auto")
 #: Tiled kernels: name -> (rows a thread, columns a thread, k a slice); 16 x 16 threads.
 #: t128k16 (its workgroup memory 16 KiB, WebGPU's default limit, so unpadded) is not in the
 #: rule: it is there to be measured against t128 (benchmarks/webgpu_native.py --kernels).
-TILED = {"t64": (4, 4, 16), "t128": (8, 8, 8), "t128k16": (8, 8, 16)}
+TILED = {"t64": (4, 4, 16), "t128": (8, 8, 8), "t128k16": (8, 8, 16), "t64s": (4, 4, 16), "t128s": (8, 8, 8)}
+#: Measured beside their namesakes (issue 8): the same kernels, each stored value picked from its
+#: accumulator by a constant component (.x .. .w), not a loop index (Vulkan drivers may put a
+#: variable indexed at run time, here every accumulator, in local memory); the same bits.
+STATIC_STORE = ("t64s", "t128s")
 #: Workgroup memory a kernel may take (WebGPU's default maxComputeWorkgroupStorageSize).
 WORKGROUP_BYTES = 16384
 #: Workgroups a product should give to fill a GPU (an H200 has 132 multiprocessors).
@@ -65,8 +72,9 @@ def choose(M, N, K, Z, kernel=None, max_partial=None):
     split in order, and the splits depend on M, N and K alone, so a sample's result does not
     depend on how many samples share the product (the batch Z, or N up to 64 columns)."""
     kernel = kernel or KERNEL
-    if kernel not in TILED and kernel not in ("simple", "auto"):
-        raise ValueError(f"gemm: unknown float32 kernel {kernel!r} (auto, simple, {', '.join(TILED)})")
+    if kernel not in TILED and kernel not in DB.DB and kernel not in ("simple", "auto"):
+        raise ValueError(f"gemm: unknown float32 kernel {kernel!r} (auto, simple, {', '.join(TILED)}, "
+                         f"{', '.join(DB.DB)})")
     blocks = _blocks("t64", M, N, 1)
     S = 1
     if blocks < TARGET_GROUPS and K >= 2 * SPLIT_MIN_K:
@@ -137,6 +145,19 @@ def tiled_code(name):
     lines["PRODUCT"] = prod
     store = []
     for ha, hb, q in acc:
+        if name in STATIC_STORE:
+            store += [f"    {{  // rows 4 x + {64 * ha} + (0..3), column 4 y + {64 * hb + q}",
+                      f"        let j = j0 + 4u * lid.y + {64 * hb + q}u;",
+                      f"        let ib = i0 + 4u * lid.x + {64 * ha}u;"]
+            for r in range(4):
+                store += [f"        if (j < N && ib + {r}u < M) {{",
+                          f"            let c = cbase + (ib + {r}u) * c_si + j * c_sj;",
+                          f"            var v = c{ha}{hb}{q}.{'xyzw'[r]};",
+                          "            if (add) { v = v + bitcast<f32>(C[c]); }",
+                          "            C[c] = bitcast<u32>(v);",
+                          "        }"]
+            store.append("    }")
+            continue
         store += [f"    {{  // rows 4 x + {64 * ha} + (0..3), column 4 y + {64 * hb + q}",
                   f"        let j = j0 + 4u * lid.y + {64 * hb + q}u;",
                   f"        let ib = i0 + 4u * lid.x + {64 * ha}u;",
@@ -236,9 +257,21 @@ def _gemm_f32(be, outs, ins, params, M, N, Kdim, Z1, Z2, c, accumulate):
         pipe = launcher.pipeline(("matmul_f32",), lambda: K.assemble("matmul", ["C"], ["A", "B"]), 1, 2)
         launcher.launch(pipe, M * N * Z, ranges_out, ranges_in, params, groups=(-(-M // 32), -(-N // 32), Z))
         return
-    tm, tn, _ = TILED[kernel]
-    pipe = launcher.pipeline(("matmul_" + kernel,), lambda: tiled_code(kernel), 1, 2)
-    groups = (-(-M // (16 * tm)), -(-N // (16 * tn)), Z * S)
+    if kernel in DB.DB:
+        cfg = DB.DB[kernel]
+        limit = launcher.device.limits.get("max-compute-workgroup-storage-size") or WORKGROUP_BYTES
+        if cfg.workgroup_bytes > limit:
+            raise ValueError(f"gemm: kernel {kernel} needs {cfg.workgroup_bytes} bytes of workgroup memory, "
+                             f"this device allows {limit}")
+        a, b = (params[5], params[6], params[4], *params[7:10]), (params[10], params[11], params[4], *params[12:15])
+        var = DB.variant(kernel, M, N, Kdim, ks, a, b, [r[1] for r in ranges_in], launcher.align)
+        pipe = launcher.pipeline(("matmul_" + kernel, var), lambda: DB.code(kernel, var), 1, 2)
+        bm, bn = cfg.block
+    else:
+        tm, tn, _ = TILED[kernel]
+        pipe = launcher.pipeline(("matmul_" + kernel,), lambda: tiled_code(kernel), 1, 2)
+        bm, bn = 16 * tm, 16 * tn
+    groups = (-(-M // bm), -(-N // bn), Z * S)
     if S == 1:
         launcher.launch(pipe, M * N * Z, ranges_out, ranges_in, params + [1, ks, 0], groups=groups)
         return
