@@ -51,8 +51,15 @@ CONV_CASES = {
 }
 
 
+#: Cases with whole output planes of 128+ values (the cuda kernels' by-plane paths), torch cross-checks only.
+BIG_CONV_CASES = {
+    "planes_of_1024": dict(params={"in_size": 2, "out_size": 3, "ksize": 3, "pad": 1}, hw=(32, 32), n=2),
+    "planes_of_289": dict(params={"in_size": 2, "out_size": 3, "ksize": 3, "pad": 1}, hw=(17, 17), n=3),
+}
+
+
 def _conv_setup(case):
-    c = CONV_CASES[case]
+    c = CONV_CASES.get(case) or BIG_CONV_CASES[case]
     p = c["params"]
     h, w = c["hw"]
     rng = rng_for("conv", case)
@@ -346,12 +353,12 @@ TORCH_TOL = dict(rtol=1e-4, atol=1e-5)
 
 
 @H.needs_torch
-@pytest.mark.parametrize("case", sorted(CONV_CASES))
+@pytest.mark.parametrize("case", sorted(CONV_CASES) + sorted(BIG_CONV_CASES))
 def test_conv_vs_torch(case, device):
     import torch.nn.functional as F
 
     layer, x, weights = _conv_setup(case)
-    p = CONV_CASES[case]["params"]
+    p = (CONV_CASES.get(case) or BIG_CONV_CASES[case])["params"]
     H.set_weights(layer, weights, device=device)
     outs, ctx = H.run_forward(layer, [x], device=device)
     gy = normal(rng_for("conv gy", case), H.npy(outs[0]).shape)
@@ -441,17 +448,18 @@ def test_linear_vs_torch(in_shape, device):
 
 @H.needs_torch
 @pytest.mark.parametrize("phase", ["train", "test"])
-def test_batch_normalization_vs_torch(phase, device):
+@pytest.mark.parametrize("hw", [(3, 5), (16, 9)])  # planes of 15 and of 144 values (the cuda by-plane path)
+def test_batch_normalization_vs_torch(phase, hw, device):
     import torch.nn.functional as F
 
-    rng = rng_for("torch bn", phase)
+    rng = rng_for("torch bn", phase, *hw)
     c, decay, eps = 4, 0.9, 1e-5
     layer = H.make_layer("batch_normalization", {"in_size": c, "target_dim": 3, "decay": decay, "eps": eps},
-                         [(3, 5, c)])
+                         [hw + (c,)])
     weights = {"gamma": normal(rng, c) + 1.0, "beta": normal(rng, c)}
     rm0, rv0 = normal(rng, c), np.abs(normal(rng, c)) + 0.5
     H.set_weights(layer, weights, {"running_mean": rm0, "running_var": rv0}, device=device)
-    x = normal(rng, (3, 5, c, 4), 2.0) + 1.0
+    x = normal(rng, hw + (c, 4), 2.0) + 1.0
     outs, ctx = H.run_forward(layer, [x], phase=phase, device=device)
     gy = normal(rng, x.shape)
     gx, gw = H.run_backward(layer, outs, ctx, [gy])

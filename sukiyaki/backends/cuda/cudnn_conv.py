@@ -34,7 +34,7 @@ def _aligned(cp, x):
 class CudnnConv:
     """Memoized cuDNN convolution graphs on the current CuPy stream."""
 
-    def __init__(self, deterministic=False, autotune=True, precision="fp32"):
+    def __init__(self, deterministic=False, autotune=True, precision="fp32", heuristics=("A", "FALLBACK")):
         try:
             import cudnn
         except ImportError as exc:
@@ -48,8 +48,9 @@ class CudnnConv:
         self._workspace = cp.empty(1, dtype=np.uint8)
         self.fallbacks = []  # graphs built without the deterministic, full-precision filter, and why
         self.deterministic, self.autotune, self.precision = bool(deterministic), bool(autotune), precision
+        self.heuristics = [getattr(cudnn.heur_mode, h) for h in heuristics]  # where the candidate engines come from
         self._graphs = {}  # (kind, spec, n) -> the built graph and its tensors
-        self.tuned = {}  # (kind, spec, n) -> (plan name, milliseconds) chosen by autotuning
+        self.tuned = {}  # (kind, spec, n) -> (plan name, milliseconds, plans tried) of autotuning
 
     def _dims(self, spec, n):
         h, w, c = spec.in_shape
@@ -105,7 +106,7 @@ class CudnnConv:
         out.set_uid(_UIDS[2]).set_output(True).set_dim(od).set_stride(_packed(od))
         g.validate()
         g.build_operation_graph()
-        g.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
+        g.create_execution_plans(self.heuristics)
         if strict:  # the same bits on every run (exact resume), and float32 accuracy
             g.deselect_numeric_notes(self._strict_notes())
         g.check_support()
@@ -149,7 +150,7 @@ class CudnnConv:
             name = g.get_plan_name_at_index(best)
         except Exception:  # names are informative only
             name = str(best)
-        self.tuned[(kind, spec, n)] = (name, best_ms)
+        self.tuned[(kind, spec, n)] = (name, best_ms, g.get_execution_plan_count())
         return best
 
     def _run(self, kind, spec, n, first, second, out_shape):

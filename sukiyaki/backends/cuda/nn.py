@@ -16,6 +16,8 @@ from sukiyaki.backends.cuda import kernels
 _log = logging.getLogger("sukiyaki.cuda")
 
 _F32 = np.float32
+#: Batch normalization walks whole planes (no division per element) where a plane has this many values.
+_PLANE = 128
 
 
 class Kernels:
@@ -64,8 +66,28 @@ class Kernels:
         conv = self._cudnn()
         dx = conv.backward_data(dy, w, spec, n) if need_dx else None
         dw = conv.backward_filter(x, dy, spec, n) if need_dw else None
-        db = dy.reshape(-1, spec.out_shape[2], n, order="F").T.sum(axis=(0, 2)).reshape(-1, 1)
+        db = self.channel_sums(dy, spec.out_shape[2], n)
         return dx, dw, db
+
+    def channel_sums(self, x, C, outer):
+        """(C, 1) sums of x, seen as (inner, C, outer) column-major, over inner and outer: the bias
+        gradient (kernels/channel_sum.cu, two passes, the same bits every run)."""
+        import cupy as cp
+
+        x = cp.asfortranarray(x.astype(_F32, copy=False))
+        inner = x.size // (C * outer)
+        if self._sms is None:
+            self._sms = cp.cuda.Device().attributes["MultiProcessorCount"]
+        parts = max(1, min(outer, -(-8 * self._sms // C)))  # about 8 blocks a multiprocessor
+        partial = cp.empty(C * parts, dtype=_F32)
+        out = cp.empty((C, 1), dtype=_F32)
+        wide = inner % 4 == 0 and x.data.ptr % 16 == 0
+        span = inner // 4 if wide else inner
+        block = 256 if span >= 256 else 128 if span >= 128 else 64
+        kernels.function("channel_sum", "channel_sum_partial4" if wide else "channel_sum_partial")(
+            (C, parts), (block,), (x, partial, np.uint32(span), np.uint32(C), np.uint32(outer)))
+        kernels.launch("channel_sum", "channel_sum_finish", C, (partial, out, np.uint32(C), np.uint32(parts)))
+        return out
 
     # --- batch normalization (optional primitives: sukiyaki.backends.base.OPTIONAL_NN_PRIMITIVES) ---
     def _bn_grid(self, x, axis):
@@ -91,7 +113,12 @@ class Kernels:
         inner, C, outer, grid = self._bn_grid(x, axis)
         sums = cp.zeros(2 * C, dtype=np.float64)
         m = inner * outer
-        kernels.function("batchnorm", "bn_sums")(grid, (256,), (x, sums, np.uint32(inner), np.uint32(C), np.uint32(m)))
+        if inner >= _PLANE:  # whole planes: no division per element
+            sums_of = kernels.function("batchnorm", "bn_sums_planes")
+            sums_of((C, min(grid[1], outer)), (256,), (x, sums, np.uint32(inner), np.uint32(C), np.uint32(outer)))
+        else:
+            sums_of = kernels.function("batchnorm", "bn_sums")
+            sums_of(grid, (256,), (x, sums, np.uint32(inner), np.uint32(C), np.uint32(m)))
         mean, var, inv_std = (cp.empty(C, dtype=_F32) for _ in range(3))
         if running is None:
             rm, rv, decay = mean, var, 1.0  # not written (update 0)
@@ -114,10 +141,14 @@ class Kernels:
         import cupy as cp
 
         x = cp.asfortranarray(x.astype(_F32, copy=False))
-        inner, C, _, _ = self._bn_grid(x, axis)
+        inner, C, outer, _ = self._bn_grid(x, axis)
         y = cp.empty(x.shape, dtype=_F32, order="F")
         args = (x, y) + tuple(self._flat(a) for a in (mean, inv_std, gamma, beta))
-        kernels.launch("batchnorm", "bn_apply", x.size, args + (np.uint32(inner), np.uint32(C), np.uint32(x.size)))
+        if inner >= _PLANE:
+            apply = kernels.function("batchnorm", "bn_apply_planes")
+            apply(_plane_grid(inner, C, outer), (256,), args + (np.uint32(inner), np.uint32(C)))
+        else:
+            kernels.launch("batchnorm", "bn_apply", x.size, args + (np.uint32(inner), np.uint32(C), np.uint32(x.size)))
         return y
 
     def batchnorm_backward(self, dy, x, mean, inv_std, gamma, axis, batch_stats):
@@ -128,15 +159,22 @@ class Kernels:
         inner, C, outer, grid = self._bn_grid(x, axis)
         m = inner * outer
         sums = cp.zeros(2 * C, dtype=np.float64)
-        kernels.function("batchnorm", "bn_grad_sums")(grid, (256,), (dy, x, sums, np.uint32(inner), np.uint32(C),
-                                                                     np.uint32(m)))
+        if inner >= _PLANE:
+            sums_of = kernels.function("batchnorm", "bn_grad_sums_planes")
+            sums_of((C, min(grid[1], outer)), (256,), (dy, x, sums, np.uint32(inner), np.uint32(C), np.uint32(outer)))
+        else:
+            sums_of = kernels.function("batchnorm", "bn_grad_sums")
+            sums_of(grid, (256,), (dy, x, sums, np.uint32(inner), np.uint32(C), np.uint32(m)))
         mean, inv_std, gamma = (self._flat(a) for a in (mean, inv_std, gamma))
         dgamma, dbeta = cp.empty(C, dtype=_F32), cp.empty(C, dtype=_F32)
         kernels.launch("batchnorm", "bn_grad_finalize", C, (sums, mean, inv_std, dgamma, dbeta, np.uint32(C)))
         dx = cp.empty(x.shape, dtype=_F32, order="F")
-        kernels.launch("batchnorm", "bn_backward", x.size,
-                       (dy, x, dx, mean, inv_std, gamma, dgamma, dbeta, _F32(1.0 / m), np.int32(bool(batch_stats)),
-                        np.uint32(inner), np.uint32(C), np.uint32(x.size)))
+        args = (dy, x, dx, mean, inv_std, gamma, dgamma, dbeta, _F32(1.0 / m), np.int32(bool(batch_stats)),
+                np.uint32(inner), np.uint32(C))
+        if inner >= _PLANE:
+            kernels.function("batchnorm", "bn_backward_planes")(_plane_grid(inner, C, outer), (256,), args)
+        else:
+            kernels.launch("batchnorm", "bn_backward", x.size, args + (np.uint32(x.size),))
         return dx, dgamma, dbeta
 
     # --- pooling ---
@@ -206,6 +244,12 @@ class Kernels:
         kernels.launch("update", f, w.size,
                        (w, g, m, v, lr_t, _F32(beta1), _F32(beta2), _F32(1 - beta1), _F32(1 - beta2),
                         _F32(eps), _F32(weight_decay), np.int64(w.size)))
+
+
+def _plane_grid(inner, C, outer):
+    """Grid of the by-plane batch-normalization kernels: a block per plane and chunk of about
+    1024 of its values."""
+    return (C * outer, max(1, inner // 1024))
 
 
 def _rate(func, lr):

@@ -59,6 +59,76 @@ extern "C" __global__ void bn_grad_sums(const float* dy, const float* x, double*
     }
 }
 
+// The same sums with whole planes: grid (C, S), block y walks the images o = y, y + S, ... of
+// channel c, its threads the plane's inner values (no division per element; for inner >= 128)
+extern "C" __global__ void bn_sums_planes(const float* x, double* sums, unsigned inner, unsigned C,
+                                          unsigned outer) {
+    unsigned c = blockIdx.x;
+    double s = 0.0, q = 0.0;
+    for (unsigned o = blockIdx.y; o < outer; o += gridDim.y) {
+        const float* plane = x + (size_t)inner * (c + (size_t)C * o);
+        for (unsigned i = threadIdx.x; i < inner; i += blockDim.x) {
+            double v = plane[i];
+            s += v;
+            q += v * v;
+        }
+    }
+    block_sum2(s, q);
+    if (threadIdx.x == 0) {
+        atomicAdd(&sums[c], s);
+        atomicAdd(&sums[C + c], q);
+    }
+}
+
+extern "C" __global__ void bn_grad_sums_planes(const float* dy, const float* x, double* sums, unsigned inner,
+                                               unsigned C, unsigned outer) {
+    unsigned c = blockIdx.x;
+    double s = 0.0, q = 0.0;
+    for (unsigned o = blockIdx.y; o < outer; o += gridDim.y) {
+        size_t base = (size_t)inner * (c + (size_t)C * o);
+        for (unsigned i = threadIdx.x; i < inner; i += blockDim.x) {
+            double g = dy[base + i];
+            s += g;
+            q += g * (double)x[base + i];
+        }
+    }
+    block_sum2(s, q);
+    if (threadIdx.x == 0) {
+        atomicAdd(&sums[c], s);
+        atomicAdd(&sums[C + c], q);
+    }
+}
+
+// bn_apply by planes: grid (C * outer, chunks); block x is plane (c, o), its threads a chunk of
+// the plane's inner values (for inner >= 128: the channel's constants read once a thread)
+extern "C" __global__ void bn_apply_planes(const float* x, float* y, const float* mean, const float* inv_std,
+                                           const float* gamma, const float* beta, unsigned inner, unsigned C) {
+    unsigned c = blockIdx.x % C;
+    float mu = mean[c], is = inv_std[c], g = gamma[c], b = beta[c];
+    size_t base = (size_t)inner * blockIdx.x;
+    for (unsigned i = blockIdx.y * blockDim.x + threadIdx.x; i < inner; i += gridDim.y * blockDim.x)
+        y[base + i] = (x[base + i] - mu) * is * g + b;
+}
+
+// bn_backward by planes (train: batch statistics), grid as bn_apply_planes
+extern "C" __global__ void bn_backward_planes(const float* dy, const float* x, float* dx, const float* mean,
+                                              const float* inv_std, const float* gamma, const float* dgamma,
+                                              const float* dbeta, float inv_m, int train, unsigned inner,
+                                              unsigned C) {
+    unsigned c = blockIdx.x % C;
+    float is = inv_std[c], k = gamma[c] * is, mu = mean[c], db = dbeta[c] * inv_m, dg = dgamma[c];
+    size_t base = (size_t)inner * blockIdx.x;
+    for (unsigned i = blockIdx.y * blockDim.x + threadIdx.x; i < inner; i += gridDim.y * blockDim.x) {
+        size_t e = base + i;
+        if (train) {
+            float xhat = (x[e] - mu) * is;
+            dx[e] = k * (dy[e] - db - xhat * dg * inv_m);
+        } else {
+            dx[e] = k * dy[e];
+        }
+    }
+}
+
 // y = (x - mean) * inv_std * gamma + beta, per channel
 extern "C" __global__ void bn_apply(const float* x, float* y, const float* mean, const float* inv_std,
                                     const float* gamma, const float* beta, unsigned inner, unsigned C, unsigned n) {
