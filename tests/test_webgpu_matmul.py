@@ -192,11 +192,13 @@ def test_db_fast_variant_equals_checked_bit_for_bit(be, name, monkeypatch):
 def test_the_rule():
     from sukiyaki.backends.webgpu.matmul import SPLIT_MIN_K, choose
 
-    assert choose(4096, 4096, 4096, 1) == ("t64", 1, 4096)
+    assert choose(4096, 4096, 4096, 1) == ("db128x64", 1, 4096)  # within WebGPU's default workgroup memory
+    assert choose(4096, 4096, 4096, 1, workgroup_limit=32768) == ("db128k16", 1, 4096)
+    assert choose(256, 256, 4096, 1, workgroup_limit=32768)[0] == "t64"  # too few 128-blocks to fill a GPU
     assert choose(8, 8, 8, 1)[0] == "simple"
     # a weight gradient (small M x N, long contraction) is split; each split sums >= SPLIT_MIN_K
     kernel, S, ks = choose(576, 64, 50176, 1)
-    assert kernel == "t64" and S > 8 and ks >= SPLIT_MIN_K and S * ks >= 50176 and ks % 16 == 0
+    assert kernel in ("t64", "db128x64") and S > 8 and ks >= SPLIT_MIN_K and S * ks >= 50176 and ks % 16 == 0
     # the split does not depend on the batch: a sample's sums are the same whatever the batch
     for M, N, K in [(196, 512, 4608), (64, 50, 500), (500, 16, 800), (20, 1, 36864)]:
         splits = {choose(M, N, K, Z)[1:] for Z in (1, 4, 16, 64)}

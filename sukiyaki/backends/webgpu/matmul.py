@@ -4,10 +4,11 @@ one-thread-an-output kernel for other dtypes (float64 in software, integers wrap
 :func:`gemm` takes addressing as strides (see matmul.wgsl), so a transposed operand, a
 column block, a batch of samples or a convolution's lowered columns need no copy.
 
-Float32 kernels (:func:`choose` picks one by size; ``SUKIYAKI_WEBGPU_MATMUL`` or
-:data:`KERNEL` forces one: ``auto``, ``simple``, ``t64``, ``t128`` (``t128k16``, ``t64s``,
-``t128s``: variants measured beside them), or a candidate of matmul_db.py, ``db128``,
-``db128x64``, ``db64``, ``db128k16``, not yet in the rule):
+Float32 kernels (:func:`choose` picks one by size and by the device's workgroup memory;
+``SUKIYAKI_WEBGPU_MATMUL`` or :data:`KERNEL` forces one: ``auto``, ``simple``, ``t64``,
+``t128`` (``t128k16``, ``t64s``, ``t128s``: variants measured beside them), or one of
+matmul_db.py, ``db128``, ``db128x64``, ``db64``, ``db128k16``). Every kernel sums each
+output's k in order with fused multiply-adds, so all give the same bits:
 
 - ``simple`` (kernels/matmul.wgsl): 4 x 4 outputs a thread through the caches, no
   workgroup memory and no barriers; for products too small to fill the tiles;
@@ -17,9 +18,16 @@ Float32 kernels (:func:`choose` picks one by size; ``SUKIYAKI_WEBGPU_MATMUL`` or
   too few to fill a GPU (a weight gradient: small M x N, long K), the contraction is split
   (split-K) and kernels/matmul_sum.wgsl adds the partial products in a fixed order.
 
-Example (the 64 x 64 kernel for a 4096-cube product, no split):
+- ``db128k16`` / ``db128x64`` (matmul_db.py): 128 x 128 (k 16 a slice, 32 KiB of workgroup
+  memory) or 128 x 64 blocks (12 KiB, within WebGPU's default limit), 8 x 8 outputs a thread,
+  double-buffered; the rule's choice for products with enough of these blocks to fill a GPU.
+
+Example (a 4096-cube product, no split: 128 x 128 blocks where the device allows 32 KiB of
+workgroup memory, as an H200's Vulkan driver does, else 128 x 64):
+    >>> choose(4096, 4096, 4096, 1, workgroup_limit=49152)
+    ('db128k16', 1, 4096)
     >>> choose(4096, 4096, 4096, 1)
-    ('t64', 1, 4096)
+    ('db128x64', 1, 4096)
 """
 
 import os
@@ -58,7 +66,7 @@ def _blocks(name, M, N, Z):
     return -(-M // (16 * tm)) * -(-N // (16 * tn)) * Z
 
 
-def choose(M, N, K, Z, kernel=None, max_partial=None):
+def choose(M, N, K, Z, kernel=None, max_partial=None, workgroup_limit=WORKGROUP_BYTES):
     """(kernel, S, ks) of a float32 product: the kernel's name, the number of splits of the
     contraction and the k of each (S = 1: no split).
 
@@ -66,11 +74,13 @@ def choose(M, N, K, Z, kernel=None, max_partial=None):
     left out) are fewer than TARGET_GROUPS, into enough splits for about TARGET_GROUPS
     blocks, each summing at least SPLIT_MIN_K values of k (a multiple of 16), the partial
     products within max_partial bytes; then the simple kernel for a product of fewer than
-    SMALL multiply-adds that is not split, else the 64-blocks one (on an H200 through Vulkan,
-    4096-cube: t64 17.4 TFLOP/s, t128 3.1, t128k16 3.1, simple 10.0; benchmarks/webgpu_native.py
-    --kernels: t128's 64 accumulators a thread spill there). Every kernel sums the k of a
-    split in order, and the splits depend on M, N and K alone, so a sample's result does not
-    depend on how many samples share the product (the batch Z, or N up to 64 columns)."""
+    SMALL multiply-adds that is not split; else a double-buffered 128-row kernel where its
+    blocks (times splits) number at least TARGET_GROUPS / 2: db128k16 where workgroup_limit
+    allows its 32 KiB, else db128x64; else t64 (on an H200 through Vulkan, 4096-cube TFLOP/s,
+    benchmarks/webgpu_native.py --kernels: db128k16 40.9, db128x64 37.6, db128 31.1, t64 25.9,
+    t128 3.2, cuBLAS 51.4). Every kernel sums the k of a split in order, and the splits depend
+    on M, N and K alone, so a sample's result does not depend on how many samples share the
+    product (the batch Z, or N up to 64 columns)."""
     kernel = kernel or KERNEL
     if kernel not in TILED and kernel not in DB.DB and kernel not in ("simple", "auto"):
         raise ValueError(f"gemm: unknown float32 kernel {kernel!r} (auto, simple, {', '.join(TILED)}, "
@@ -82,8 +92,12 @@ def choose(M, N, K, Z, kernel=None, max_partial=None):
         if max_partial is not None:
             S = max(1, min(S, max_partial // max(1, 4 * M * N * Z)))
     if kernel == "auto":
+        big = "db128k16" if DB.DB["db128k16"].workgroup_bytes <= workgroup_limit else "db128x64"
+        bm, bn = DB.DB[big].block
         if S == 1 and M * N * K < SMALL:
             kernel = "simple"
+        elif -(-M // bm) * -(-N // bn) * Z * S >= TARGET_GROUPS // 2:
+            kernel = big
         else:
             kernel = "t64"
     if kernel == "simple":
@@ -252,14 +266,14 @@ def _gemm_f32(be, outs, ins, params, M, N, Kdim, Z1, Z2, c, accumulate):
     ranges_out = [be._range(x) if not isinstance(x, tuple) else x for x in outs]
     ranges_in = [be._range(x) if not isinstance(x, tuple) else x for x in ins]
     Z = Z1 * Z2
-    kernel, S, ks = choose(M, N, Kdim, Z, max_partial=launcher.max_binding)
+    limit = launcher.device.limits.get("max-compute-workgroup-storage-size") or WORKGROUP_BYTES
+    kernel, S, ks = choose(M, N, Kdim, Z, max_partial=launcher.max_binding, workgroup_limit=limit)
     if kernel == "simple":
         pipe = launcher.pipeline(("matmul_f32",), lambda: K.assemble("matmul", ["C"], ["A", "B"]), 1, 2)
         launcher.launch(pipe, M * N * Z, ranges_out, ranges_in, params, groups=(-(-M // 32), -(-N // 32), Z))
         return
     if kernel in DB.DB:
         cfg = DB.DB[kernel]
-        limit = launcher.device.limits.get("max-compute-workgroup-storage-size") or WORKGROUP_BYTES
         if cfg.workgroup_bytes > limit:
             raise ValueError(f"gemm: kernel {kernel} needs {cfg.workgroup_bytes} bytes of workgroup memory, "
                              f"this device allows {limit}")
