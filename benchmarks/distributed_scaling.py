@@ -28,10 +28,12 @@ and what their own machines would compute is replaced by waits:
   have arrived; after each layer's backward wait, its gradient is reported and goes out while
   the next layers' backward waits run. The local-steps mode waits ``samples / rate`` in one
   piece (its weight change is known only after the H steps);
-- gradient encoding: a wait of the measured time the real path takes once (finiteness check and
-  ``ErrorFeedback.compress`` with a residual for 8-bit codecs; raw serialization for fp32),
+- gradient encoding: a wait of the measured time the real path takes once, on this machine,
+  before the mode's points (``Worker.encode_tensor`` of every tensor: the finiteness check,
+  then ``ErrorFeedback.compress_pieces`` with a residual in pieces of ``PART_BYTES`` for 8-bit
+  codecs, raw pieces for fp32; the codec's threads as this machine gives them, printed),
   split across the pieces in proportion to their size and taken in the worker's encoding thread
-  beside its backward pass (as a worker whose GPU computes while a CPU core encodes), then the
+  beside its backward pass (as a worker whose GPU computes while its CPU encodes), then the
   bytes of one real encoding are sent (reused every iteration, shared by the workers): encoding
   138 M values per worker per iteration (1-3 s each here) for 8 workers would make this 2-core
   machine, not the links, the bottleneck;
@@ -113,6 +115,7 @@ from aiohttp import web  # noqa: E402
 
 from _measure import machine_line, median, peak_rss_mb  # noqa: E402
 from sukiyaki.distributed import codec as C  # noqa: E402
+from sukiyaki.distributed import codec_threads  # noqa: E402
 from sukiyaki.distributed import protocol as P  # noqa: E402
 from sukiyaki.distributed.coordinator import app as coordinator_app  # noqa: E402
 from sukiyaki.distributed.coordinator.app import CoordinatorServer, make_app  # noqa: E402
@@ -139,6 +142,8 @@ def mode_steps(mode, scenario, local_steps=None):
     if steps is None:
         steps = local_steps or SCENARIOS[scenario][3]
     return codec, steps
+
+
 PAPER = {4: "2.8x", 8: "saturated (29 s/it)"}
 LOSS = math.log(1000.0)
 
@@ -343,10 +348,11 @@ class SimCodec:
     codec: str
     layout: list       # [(name, shape)] of the trained parameters
     layers: list       # [(layer, [parameter names], forward FLOPs per sample)] in forward order
-    encoded: dict      # name -> bytes of the real codec's encoding of the (random) gradient of name
-    encode_s: float    # measured: the worker's per-iteration encoding path, once (all tensors)
+    encoded: dict      # name -> the bytes of the worker's pieces of the (random) gradient of name, one after another
+    encode_s: float    # measured: the worker's per-iteration encoding path (Worker.encode_tensor), once (all tensors)
     decode_s: float    # measured: protocol.decode_frame on the coordinator's weights, once (all tensors)
     params_bytes: int  # the weights' encoded bytes (a PARAMS part waits decode_s times its share)
+    encode_threads: int = 1  # the codec's threads when encode_s was measured
     folder: str = None  # where it is saved for the simulated workers' process
 
     def save(self, folder):
@@ -361,7 +367,7 @@ class SimCodec:
                 offset += len(data)
         spec = {"codec": self.codec, "layout": [[n, list(shape)] for n, shape in self.layout], "layers": self.layers,
                 "index": index, "encode_s": self.encode_s, "decode_s": self.decode_s,
-                "params_bytes": self.params_bytes}
+                "params_bytes": self.params_bytes, "encode_threads": self.encode_threads}
         (folder / "sim.json").write_text(json.dumps(spec))
         self.folder = str(folder)
         return folder / "sim.json"
@@ -377,7 +383,7 @@ class SimCodec:
         encoded = {n: view[o:o + k] for n, (o, k) in spec["index"].items()}
         return SimCodec(spec["codec"], [(n, tuple(shape)) for n, shape in spec["layout"]],
                         [(a, list(b), c) for a, b, c in spec["layers"]], encoded, spec["encode_s"], spec["decode_s"],
-                        spec["params_bytes"])
+                        spec["params_bytes"], spec["encode_threads"])
 
 
 def sim_layers(net):
@@ -486,10 +492,12 @@ class SimWorker(Worker):
 
     def encode_tensor(self, name, grads=None):
         codec, n, blob = self.settings["codec_up"], self._sizes[name], self.sim.encoded[name]
-        for lo, hi in C.piece_bounds(n, codec, P.PART_BYTES):
+        at = 0
+        for lo, hi in C.piece_bounds(n, codec, P.PART_BYTES) or [(0, 0)]:
             time.sleep(self.sim.encode_s * (hi - lo) / self._total)  # the real one encodes this piece here
-            data = blob if hi - lo == n else C.piece(blob, codec, n, lo, hi)
-            yield self._shapes[name], codec, lo, hi, data, True
+            size = C.encoded_size(hi - lo, codec)
+            yield self._shapes[name], codec, lo, hi, blob[at:at + size], True
+            at += size
 
 
 def _run_in_thread(worker, errors):
@@ -534,19 +542,17 @@ def make_sim_codec(net, codec, grads, cache, folder):
     names = net.store.names("trained")
     layout = [(n, tuple(net.store.entries[n].shape)) for n in names]
     enc_times, encoded = [], None
-    for _ in range(2):  # the second call: error feedback with a residual, as every iteration after the first
-        fb = C.ErrorFeedback()
-        if codec != "raw":
-            for n in names:
-                fb.compress(n, grads[n], codec)
+    for _ in range(2):  # the best of 2 trials, each timing a round after a first (a residual, as every round after the first)
+        worker = Worker("http://127.0.0.1:9", TOKEN, reconnect=False)  # its real encode_tensor, on this machine
+        worker.settings = {"codec_up": codec}
+        for n in names:
+            for _ in worker.encode_tensor(n, grads):
+                pass
         t0 = time.perf_counter()
-        all(np.all(np.isfinite(g)) for g in grads.values())  # the worker's finiteness check
-        if codec == "raw":
-            encoded = {n: C.encode(grads[n], "raw") for n in names}
-        else:
-            encoded = {n: fb.compress(n, grads[n], codec) for n in names}
+        pieces = {n: [item[4] for item in worker.encode_tensor(n, grads)] for n in names}
         enc_times.append(time.perf_counter() - t0)
-        del fb
+        encoded = {n: b"".join(p) for n, p in pieces.items()}  # each piece's bytes, in order
+        del worker, pieces
     weights = net.store.arrays(names=names)
     frame = P.encode_frame(P.PARAMS, {"version": 0, "codec": codec, "part": 0, "parts": 1},
                            [(n, weights[n], codec) for n in names])
@@ -559,7 +565,8 @@ def make_sim_codec(net, codec, grads, cache, folder):
     params_bytes = len(frame)
     del frame
     gc.collect()
-    sim = SimCodec(codec, layout, sim_layers(net), encoded, min(enc_times), min(dec_times), params_bytes)
+    sim = SimCodec(codec, layout, sim_layers(net), encoded, min(enc_times), min(dec_times), params_bytes,
+                   codec_threads.threads())
     (Path(folder) / codec).mkdir(exist_ok=True)
     sim.save(Path(folder) / codec)
     cache.clear()  # one mode's bytes at a time
@@ -679,8 +686,8 @@ def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_r
         for mode in modes:
             codec, steps = mode_steps(mode, sc, local_steps)
             sim = make_sim_codec(net, codec, grads, cache, folder)
-            print(f"  sim {sc}/{mode}: worker encode {sim.encode_s:.2f} s, decode {sim.decode_s:.2f} s (measured)",
-                  flush=True)
+            print(f"  sim {sc}/{mode}: worker encode {sim.encode_s:.2f} s ({sim.encode_threads} codec threads), "
+                  f"decode {sim.decode_s:.2f} s (measured once, on this machine, before the points)", flush=True)
             for n in workers:
                 compute = batch * steps / n / rate
                 rounds, warmup = plan(compute, iterations, no_warmup_above)
@@ -688,7 +695,7 @@ def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_r
                 r = asyncio.run(_sim_point(net, mode, steps, rate, batch, n, warmup, rounds, sim, long_round_s))
                 gc.collect()
                 r.update(mode=mode, codec=codec, local_steps=steps, rate=rate, batch=batch,
-                         encode_s=sim.encode_s, decode_s=sim.decode_s)
+                         encode_s=sim.encode_s, decode_s=sim.decode_s, encode_threads=sim.encode_threads)
                 r["link_bound_s"], r["floor_s"] = link_refs(r)
                 out[sc].append(r)
                 r["peak_rss_mb"] = peak_rss_mb()
@@ -741,9 +748,9 @@ def print_sim(out, netname, nparams, quick, rate_scale):
                   f"{r.get('bound_speedup', float('nan')):>9.2f}"
                   f"{r['floor_s']:>8.3f}{r['coord_cpu_s']:>10.3f}{r['sim_cpu_s']:>8.3f}{moved / 1e6:>10.1f}"
                   f"{moved / r['samples'] / 1e3:>10.1f}{rounds:>7}{r['local_steps']:>4}  {paper}")
-        enc = {r["mode"]: (r["encode_s"], r["decode_s"]) for r in rows}
-        print("   simulated worker waits (measured once on this machine): " + ", ".join(
-            f"{m} encode {e:.2f} s + decode {d:.2f} s" for m, (e, d) in enc.items()))
+        enc = {r["mode"]: (r["encode_s"], r["decode_s"], r.get("encode_threads", 1)) for r in rows}
+        print("   simulated worker waits (measured once per mode on this machine, before its points): " + ", ".join(
+            f"{m} encode {e:.2f} s ({t} codec threads) + decode {d:.2f} s" for m, (e, d, t) in enc.items()))
 
 
 # ====================================================================== goals

@@ -25,6 +25,7 @@ def _serve(args):
     for key in ("codec_down", "codec_up"):
         if getattr(args, key) not in CODECS:
             raise UsageError(f"--{key.replace('_', '-')} must be one of {', '.join(CODECS)}")
+    _set_codec_threads(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     if args.resume and not args.log:
@@ -117,6 +118,7 @@ def _worker(args):
     from sukiyaki.distributed.worker import FatalError, Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    _set_codec_threads(args)
     w = Worker(args.url, args.token, backend=args.backend, name=args.name, max_batch=args.max_batch,
                max_tasks=args.max_tasks, cafile=args.cafile, speed=args.speed)
     try:
@@ -180,6 +182,7 @@ def add_commands(sub):
     p.add_argument("--pyodide", metavar="URL|PATH",
                    help="where browser workers (/worker) load Pyodide 0.27.7: an http(s) URL, or a local folder "
                         "served under /pyodide/ (default: the official CDN)")
+    _add_codec_threads(p, _number)
     p.set_defaults(func=_serve)
 
     w = sub.add_parser("worker", help="join a coordinator and compute gradients")
@@ -193,4 +196,17 @@ def add_commands(sub):
     w.add_argument("--speed", type=_number(float, 0, strict=True), default=None, metavar="IMAGES_PER_S",
                    help="the images/s this worker expects to compute, told to the coordinator (its first task's "
                         "deadline; measured afterwards)")
+    _add_codec_threads(w, _number)
     w.set_defaults(func=_worker)
+
+
+def _add_codec_threads(p, number):
+    p.add_argument("--codec-threads", type=number(int, 1), default=None, metavar="N",
+                   help="threads that encode a large tensor (default: SUKIYAKI_CODEC_THREADS, else min(8, cores))")
+
+
+def _set_codec_threads(args):
+    if args.codec_threads is not None:
+        from sukiyaki.distributed.codec_threads import set_threads
+
+        set_threads(args.codec_threads)

@@ -435,7 +435,7 @@ class Worker:
         after piece; a non-finite gradient goes raw (8-bit codes cannot carry NaN: the
         coordinator sees it and decides)."""
         g = grads[name] if grads is not None else self.grad_of(name)
-        finite = bool(np.all(np.isfinite(g)))
+        finite = C.all_finite(g)
         codec = self.settings["codec_up"] if finite else "raw"
         bounds = C.piece_bounds(g.size, codec, P.PART_BYTES) or [(0, 0)]
         shape = tuple(g.shape)
