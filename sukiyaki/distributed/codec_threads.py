@@ -34,6 +34,17 @@ _pool = None
 _lock = threading.Lock()
 
 
+def _after_fork():
+    """In a forked child: the parent's pool has no threads here; a new one is made when needed."""
+    global _pool, _lock
+    _pool = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def threads():
     """Threads the codec uses (see the module docstring)."""
     global _threads

@@ -257,3 +257,21 @@ def test_the_spans_go_to_the_threads(threads, monkeypatch):
     x = awkward(4099, 60)
     assert C.encode(x, "dettmers8") == B.encode(x, "dettmers8")
     assert calls == [(4099, threads)] * 2  # the maximum, then the codes
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+def test_a_forked_child_makes_its_own_threads():
+    """A child forked after the pool has started still codes on threads (its own, new pool)."""
+    import multiprocessing
+
+    before = T.threads()
+    try:
+        T.set_threads(2)
+        x = awkward(3 * T.MIN_SPAN, 70)
+        want = C.encode(x, "dettmers8")  # the parent's pool is running now
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(1) as pool:
+            got = pool.apply_async(C.encode, (x, "dettmers8")).get(timeout=60)
+        assert got == want
+    finally:
+        T.set_threads(before)
