@@ -131,6 +131,8 @@ OPTIONAL_NN_PRIMITIVES = {
     "batchnorm_apply": "(x, mean, inv_std, gamma, beta, axis) -> (x - mean) * inv_std * gamma + beta, per channel",
     "batchnorm_backward": "(dy, x, mean, inv_std, gamma, axis, batch_stats) -> (dx, dgamma, dbeta); dx through the "
                           "batch statistics when batch_stats, else through fixed ones",
+    "relu_forward": "(x) -> max(x, 0) as float32, NaN kept: one pass (the relu layer's forward)",
+    "relu_backward": "(dy, y) -> dy where y > 0, else 0: one pass (the relu layer's backward; y its output)",
 }
 
 

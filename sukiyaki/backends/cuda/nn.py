@@ -57,8 +57,11 @@ class Kernels:
         n = x.shape[3] if x.ndim == 4 else 1
         y = self._cudnn().forward(x, w, spec, n)
         if b is not None:
-            yt = y.T  # row-major view: CuPy's threads then walk memory in order
-            yt += b.reshape(1, -1, 1, 1)
+            C = spec.out_shape[2]
+            inner = y.size // (C * n)
+            add = kernels.function("bias_relu", "bias_add_planes")
+            add(_plane_grid(inner, C, n), (256 if inner >= 256 else 64,),
+                (y, self._flat(b), np.uint32(inner), np.uint32(C)))
         return y, None
 
     def conv2d_backward(self, x, w, dy, spec, need_dx=True, need_dw=True, cache=None):
@@ -88,6 +91,24 @@ class Kernels:
             (C, parts), (block,), (x, partial, np.uint32(span), np.uint32(C), np.uint32(outer)))
         kernels.launch("channel_sum", "channel_sum_finish", C, (partial, out, np.uint32(C), np.uint32(parts)))
         return out
+
+    # --- relu (optional primitives: sukiyaki.backends.base.OPTIONAL_NN_PRIMITIVES) ---
+    def relu_forward(self, x):
+        import cupy as cp
+
+        x = _aligned16(cp.asfortranarray(x.astype(_F32, copy=False)))
+        y = cp.empty(x.shape, dtype=_F32, order="F")
+        _launch4("relu_forward4", x.size, (x, y, np.uint64(x.size)))
+        return y
+
+    def relu_backward(self, dy, y):
+        import cupy as cp
+
+        dy = _aligned16(cp.asfortranarray(dy.astype(_F32, copy=False)).reshape(y.shape, order="F"))
+        y = _aligned16(cp.asfortranarray(y.astype(_F32, copy=False)))
+        dx = cp.empty(y.shape, dtype=_F32, order="F")
+        _launch4("relu_backward4", y.size, (dy, y, dx, np.uint64(y.size)))
+        return dx
 
     # --- batch normalization (optional primitives: sukiyaki.backends.base.OPTIONAL_NN_PRIMITIVES) ---
     def _bn_grid(self, x, axis):
@@ -244,6 +265,17 @@ class Kernels:
         kernels.launch("update", f, w.size,
                        (w, g, m, v, lr_t, _F32(beta1), _F32(beta2), _F32(1 - beta1), _F32(1 - beta2),
                         _F32(eps), _F32(weight_decay), np.int64(w.size)))
+
+
+def _aligned16(a):
+    """a (F-contiguous) on a 16-byte boundary: itself, or a copy (a view into a bigger array)."""
+    return a if a.data.ptr % 16 == 0 else a.copy(order="F")
+
+
+def _launch4(func, n, args):
+    """Run an elementwise kernel of kernels/bias_relu.cu over n values, a float4 a thread."""
+    if n:
+        kernels.function("bias_relu", func)((max(1, min(-(-n // 1024), 65535 * 4)),), (256,), args)
 
 
 def _plane_grid(inner, C, outer):

@@ -36,6 +36,21 @@ class ReLU(_Elementwise):
     def slope(self, ops, y):
         return ops.gt(y, 0.0)
 
+    def forward(self, inputs, ctx):
+        fused = getattr(ctx.ops.nn, "relu_forward", None)  # one kernel (base.OPTIONAL_NN_PRIMITIVES)
+        if fused is None:
+            return super().forward(inputs, ctx)
+        ops = ctx.ops
+        return [ops.wrap(fused(ops.single(ops.native(inputs[0]))))]
+
+    def backward(self, inputs, outputs, deltas, ctx):
+        fused = getattr(ctx.ops.nn, "relu_backward", None)
+        if fused is None:
+            return super().backward(inputs, outputs, deltas, ctx)
+        ops = ctx.ops
+        y = ops.native(outputs[0])
+        return [ops.wrap(fused(ops.native(deltas[0], y.shape), y))]
+
 
 @register_layer
 class Sigmoid(_Elementwise):
