@@ -84,7 +84,8 @@ def from_storage(raw, shape, dtype):
 
 
 class Storage:
-    """A device buffer shared by an array and its views."""
+    """A device buffer shared by an array and its views; given back to the device's buffer
+    pool when the last of them goes (see pool.py)."""
 
     __slots__ = ("buffer", "nbytes", "device", "__weakref__")
 
@@ -98,6 +99,14 @@ class Storage:
         if self.buffer is not None:
             self.device.destroy(self.buffer)
             self.buffer = None
+
+    def __del__(self):
+        buf, self.buffer = self.buffer, None
+        if buf is not None:
+            try:
+                self.device.recycle(buf)
+            except Exception:  # interpreter shutdown: the buffer is simply dropped
+                pass
 
 
 class GPUArray:
@@ -114,9 +123,10 @@ class GPUArray:
     def __init__(self, storage, offset, shape, dtype):
         self.storage = storage
         self.offset = int(offset)
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
-        self.kind, self.words, _ = storage_of(self.dtype)
+        self.shape = tuple(map(int, shape))
+        self.dtype = dtype = np.dtype(dtype)
+        kind = _KINDS.get(dtype)
+        self.kind, self.words, _ = kind if kind is not None else storage_of(dtype)
         self.size = math.prod(self.shape)
 
     @property

@@ -47,6 +47,9 @@ def _dense_tables(shape):
 
 
 def _broadcast_shape(*shapes):
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return tuple(first)
     nd = max(len(s) for s in shapes)
     out = []
     for d in range(nd):
@@ -102,6 +105,7 @@ class WebGPUBackend:
         self._key = (0, 0)
         self._counter = 0
         self._scratch = {}
+        self._layouts = {}  # memo of _map_layout
         self.seed(None)
 
     # --- custom kernels (sukiyaki.matrix.kernel; see user_kernel.py) ---
@@ -123,12 +127,14 @@ class WebGPUBackend:
             raise MemoryError(f"webgpu: an array {'x'.join(map(str, shape))} {dtype} needs a buffer of {nbytes} bytes, "
                               f"more than this device's max-buffer-size ({limit} bytes)")
 
-    def _new(self, shape, dtype):
+    def _new(self, shape, dtype, zero=True):
+        """A new array of shape and dtype: zero-filled, or, zero=False, with whatever bytes its
+        buffer's last owner left (for outputs a kernel writes whole: see pool.py)."""
         dtype = np.dtype(dtype)
         _, words, _ = storage_of(dtype)
         nbytes = 4 * words * _prod(shape)
         self._check_size(nbytes, shape, dtype)
-        return GPUArray(Storage(self.device, self.device.buffer(nbytes), nbytes), 0, shape, dtype)
+        return GPUArray(Storage(self.device, self.device.buffer(nbytes, zero), nbytes), 0, shape, dtype)
 
     def _scratch_f32(self, n, slot="splitk"):
         """A float32 GPUArray of n elements in the scratch buffer ``slot``, kept for reuse (the
@@ -144,7 +150,12 @@ class WebGPUBackend:
 
     @staticmethod
     def _range(a):
-        return (a.buffer, a.byte_offset, a.storage_nbytes)
+        """(buffer, byte offset, bytes) of a's elements."""
+        buf = a.storage.buffer
+        if buf is None:
+            raise RuntimeError("webgpu: this array's memory was freed")
+        w = 4 * a.words
+        return (buf, w * a.offset, w * a.size)
 
     def _run(self, key, make_code, n_threads, outputs, inputs, params=()):
         """Compile (memoized) and launch; outputs/inputs are GPUArrays or (buffer, offset, nbytes)."""
@@ -169,25 +180,22 @@ class WebGPUBackend:
         shape = tuple(shape)
         n = _prod(shape)
         if out is None:
-            out = self._new(shape, out_dtype)
+            out = self._new(shape, out_dtype, zero=False)  # every element written below
         if n == 0:
             return out
         descs, consts, ins = [], [], []
         for i, x in enumerate(operands):
-            if isinstance(x, str) and x == "out":
-                descs.append(("out", out.kind, ctype_of(i)))
-            elif isinstance(x, GPUArray):
-                x = self._detach(x, [out])
+            if isinstance(x, GPUArray):
+                if x.storage is out.storage:  # see _detach
+                    x = self.copy(x)
                 descs.append(("arr", x.kind, ctype_of(i)))
                 ins.append(x)
+            elif isinstance(x, str) and x == "out":
+                descs.append(("out", out.kind, ctype_of(i)))
             else:
-                descs.append(("const", ctype_of(i)))
                 consts += E.scalar_words(x.item() if isinstance(x, np.generic) else x, ctype_of(i))
-        bcast = None
-        if any(a.shape != shape for a in ins):
-            cshape, cstrides = _collapse(shape, [_bcast_strides(a.shape, shape) for a in ins])
-            if any(st != _fstrides(cshape) for st in cstrides):
-                bcast = tuple(tuple(v != 0 for v in st) for st in cstrides)
+                descs.append(("const", ctype_of(i)))
+        bcast, cshape, cstrides = self._map_layout(shape, tuple(a.shape for a in ins))
         out_dtype = out.dtype
         key = ("map", tuple(descs), expr, rt, out_dtype.str, bcast)
         n_in = len(ins)
@@ -210,6 +218,21 @@ class WebGPUBackend:
             self._run(key, code, -(-count // per), [self._piece(out, start, count)],
                       [self._piece(a, start, count) for a in ins], list(consts) + [count])
         return out
+
+    def _map_layout(self, shape, in_shapes):
+        """(bcast, collapsed shape, per-input strides) of inputs of in_shapes read as shape:
+        bcast None when every input has the shape (memoized: a training step repeats them)."""
+        got = self._layouts.get((shape, in_shapes))
+        if got is None:
+            bcast = cshape = cstrides = None
+            if any(s != shape for s in in_shapes):
+                cshape, cstrides = _collapse(shape, [_bcast_strides(s, shape) for s in in_shapes])
+                if any(st != _fstrides(cshape) for st in cstrides):
+                    bcast = tuple(tuple(v != 0 for v in st) for st in cstrides)
+            if len(self._layouts) >= 4096:
+                self._layouts.clear()
+            got = self._layouts[(shape, in_shapes)] = (bcast, cshape, cstrides)
+        return got
 
     def _pieces(self, n, arrays):
         """(start, count) pieces of n elements whose bindings fit the device's limit."""
@@ -282,14 +305,14 @@ class WebGPUBackend:
 
     # ------------------------------------------------------------------ creation
     def empty(self, shape, dtype):
-        return self._new(tuple(shape), dtype)
+        return self._new(tuple(shape), dtype, zero=False)
 
     def full(self, shape, value, dtype):
         dtype = np.dtype(dtype)
-        out = self._new(tuple(shape), dtype)
         v = np.full(1, value, dtype=dtype)[0]  # numpy's conversion of the value (and its errors)
         if not v.any() and not (dtype.kind == "f" and np.signbit(v)):
-            return out  # new buffers are zero-filled
+            return self._new(tuple(shape), dtype)  # zero-filled
+        out = self._new(tuple(shape), dtype, zero=False)
         self._fill(out, v)
         return out
 
@@ -300,7 +323,7 @@ class WebGPUBackend:
 
     def eye(self, n, m, dtype):
         dtype = np.dtype(dtype)
-        out = self._new((n, m), dtype)
+        out = self._new((n, m), dtype, zero=False)
         nat = E.NATURAL[out.kind]
         one = E.convert("true", "bool", nat if nat != "i64" else "i64")
         zero = E.convert("false", "bool", nat if nat != "i64" else "i64")
@@ -309,7 +332,7 @@ class WebGPUBackend:
     def arange(self, start, step, count, dtype):
         """start + step * k in doubles, then cast_wrap to dtype (as the numpy backend)."""
         dtype = np.dtype(dtype)
-        out = self._new((int(count),), dtype)
+        out = self._new((int(count),), dtype, zero=False)
         expr = "f64_add(x0, f64_mul(x1, f64_from_u32(t)))"
         if dtype.kind == "b":
             expr, rt = E.convert(expr, "f64", "bool"), "bool"
@@ -329,7 +352,7 @@ class WebGPUBackend:
 
     def _random(self, shape, dtype, mode, low=0, span=0):
         dtype = np.dtype(dtype)
-        out = self._new(tuple(shape), dtype)
+        out = self._new(tuple(shape), dtype, zero=False)
         n = out.size
         if n == 0:
             return out
@@ -368,7 +391,7 @@ class WebGPUBackend:
         iteration = _word("iteration", iteration)
         per_sample = int(per_sample)
         n = sample_ids.shape[0]
-        out = self._new((per_sample, n), _F32)
+        out = self._new((per_sample, n), _F32, zero=False)
         blocks = -(-per_sample // 4)
         if blocks * n == 0:
             return out
@@ -382,7 +405,7 @@ class WebGPUBackend:
 
     # ------------------------------------------------------------------ copies and conversions
     def copy(self, x):
-        out = self._new(x.shape, x.dtype)
+        out = self._new(x.shape, x.dtype, zero=False)
         if x.size:
             self.device.copy(x.buffer, x.byte_offset, out.buffer, 0, x.storage_nbytes)
         return out
@@ -438,7 +461,7 @@ class WebGPUBackend:
         shape = list(x.shape)
         pre, n, post = self._split(shape, axis)
         shape[axis] = 1
-        out = self._new(tuple(shape), out_dtype)
+        out = self._new(tuple(shape), out_dtype, zero=False)
         if out.size == 0:
             return out
         ctype = "bool" if op in ("any", "all") else E.compute_of(out_dtype)
@@ -459,8 +482,8 @@ class WebGPUBackend:
         shape = list(x.shape)
         pre, n, post = self._split(shape, axis)
         shape[axis] = 1
-        vals = self._new(tuple(shape), x.dtype)
-        idx = self._new(tuple(shape), _I64)
+        vals = self._new(tuple(shape), x.dtype, zero=False)
+        idx = self._new(tuple(shape), _I64, zero=False)
         if vals.size == 0:
             return vals, idx
         if n == 0:
@@ -482,7 +505,7 @@ class WebGPUBackend:
             raise ValueError(f"unknown cumulative op {op!r}")
         with np.errstate(all="ignore"):
             out_dtype = getattr(np, op)(np.zeros(1, x.dtype)).dtype
-        out = self._new(x.shape, out_dtype)
+        out = self._new(x.shape, out_dtype, zero=False)
         if out.size == 0:
             return out
         pre, n, post = self._split(list(x.shape), axis)
@@ -528,7 +551,7 @@ class WebGPUBackend:
     def transpose(self, x, axes):
         axes = [int(a) for a in axes]
         shape = tuple(x.shape[a] for a in axes)
-        out = self._new(shape, x.dtype)
+        out = self._new(shape, x.dtype, zero=False)
         st = _fstrides(x.shape)
         src = [np.arange(x.shape[a], dtype=np.int64) * st[a] for a in axes]
         dst = _dense_tables(shape)
@@ -558,7 +581,7 @@ class WebGPUBackend:
         xs = (1,) * (nd - x.ndim) + x.shape
         reps = (1,) * (nd - len(reps)) + reps
         shape = tuple(a * r for a, r in zip(xs, reps))
-        out = self._new(shape, x.dtype)
+        out = self._new(shape, x.dtype, zero=False)
         if out.size == 0:
             return out
         st = _fstrides(xs)

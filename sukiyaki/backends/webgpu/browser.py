@@ -225,7 +225,7 @@ class Device(_Device):
         if pl is None:
             js = self._jsmod
             entries = [{"binding": i, "visibility": js.GPUShaderStage.COMPUTE,
-                        "buffer": {"type": "read-only-storage" if kind == "r" else "storage"}}
+                        "buffer": {"type": "storage" if kind == "w" else "read-only-storage"}}
                        for i, kind in enumerate(layout)]
             bgl = self._device.createBindGroupLayout(self._to_js({"entries": entries}))
             pl = self._layouts[layout] = (bgl, self._device.createPipelineLayout(

@@ -11,18 +11,24 @@ The interface (what ``backend.py``, ``kernels.py`` and ``nn.py`` call):
 
 - ``info`` (dict: vendor, architecture, device, description, adapter_type, backend_type) and
   ``limits`` (dict of the limits the device was created with, WebGPU's dashed names);
-- ``buffer(nbytes)`` -> a storage buffer (zero-filled, as WebGPU guarantees; ``.size`` in
-  bytes), ``upload(data)`` -> a buffer holding bytes, ``read(buffer, offset, nbytes)`` ->
-  bytes (the only device-to-host path), ``destroy(buffer)``;
+- ``buffer(nbytes, zero=True)`` -> a storage buffer (``.size`` in bytes; zero-filled unless
+  ``zero=False``: then its bytes are whatever its last owner left), ``upload(data)`` -> a
+  buffer holding bytes (a small one: a buffer of the pool, filled by a recorded copy from
+  the parameter arena), ``read(buffer, offset, nbytes)`` -> bytes (the only device-to-host
+  path), ``recycle(buffer)`` (no array uses it any more: the pool of pool.py hands it out
+  again), ``destroy(buffer)``;
 - ``pipeline(code, label, layout)`` -> a compute pipeline of WGSL ``code`` (entry point
-  ``main``) whose bindings 0..k-1 are storage buffers, read-only where ``layout[i] == 'r'``;
-  a compile error raises :class:`ShaderError` with the compiler's log;
+  ``main``) whose bindings 0..k-1 are storage buffers, read-only where ``layout[i] == 'r'``
+  or ``'m'`` (``'m'``, last: the kernel's parameters, which ``params`` places; an adapter
+  may bind them at a per-dispatch offset); a compile error raises :class:`ShaderError` with
+  the compiler's log;
 - ``dispatch(pipeline, bindings, groups)``: one compute pass (bindings: (buffer, offset,
   nbytes) triples), ``clear(buffer, offset, nbytes)``, ``copy(src, src_offset, dst,
   dst_offset, nbytes)``. These are recorded into one command encoder and submitted
   together at the next read, destroy or ``flush()`` (or every ``SUBMIT_EVERY`` commands):
-  every write of this backend goes to a fresh buffer (``upload``), never through
-  ``queue.writeBuffer`` into a live one, so deferring the submit cannot reorder anything;
+  every write of this backend goes to a fresh buffer (``upload``) or is a recorded copy
+  from the arena below, never through ``queue.writeBuffer`` into a live one, so deferring
+  the submit cannot reorder anything;
 - ``params(data)`` -> (buffer, offset, nbytes): a kernel's small parameter block, placed in
   the encoder's parameter arena (one buffer, written with ``queue.writeBuffer`` just before
   the encoder is submitted: the only commands that read it are that encoder's), instead of
@@ -33,10 +39,15 @@ Example:
     (8, (4, 12, 2))
 """
 
+from sukiyaki.backends.webgpu.pool import BufferPool
+
 #: Commands recorded before the encoder is submitted even without a read.
 SUBMIT_EVERY = 256
 #: Bytes of the parameter arena (kernels' META blocks, one per dispatch at aligned offsets).
 ARENA_BYTES = 256 << 10
+#: Uploads of at most this many bytes are staged through the arena (see ``upload``; the
+#: arena grows to the largest, once: a training step's batch of images is one).
+STAGED_BYTES = 64 << 20
 
 #: Limits asked of the device at the adapter's own values (the WebGPU defaults are smaller).
 WANTED_LIMITS = ("max-buffer-size", "max-storage-buffer-binding-size", "max-storage-buffers-per-shader-stage",
@@ -86,8 +97,10 @@ class Device:
         self._encoder = None
         self._pending = 0
         self.submits = 0
-        self._arena = None
-        self._arena_data = bytearray()
+        self._arena = None  # the parameter arena's buffer,
+        self._arena_data = bytearray()  # its bytes on the host (as long as the buffer),
+        self._arena_used = 0  # of which the parameters recorded since the last submit
+        self.pool = BufferPool()
 
     # --- buffers ---
     def _check_size(self, size):
@@ -96,22 +109,53 @@ class Device:
             raise MemoryError(f"webgpu: a buffer of {size} bytes is more than this device's max-buffer-size "
                               f"({limit} bytes)")
 
-    def buffer(self, nbytes):
-        """A new zero-filled storage buffer of at least nbytes (4-byte multiple, at least 4)."""
+    def buffer(self, nbytes, zero=True):
+        """A storage buffer of at least nbytes (4-byte multiple, at least 4): one of the pool
+        (cleared on the device first when zero) or a new one (zero-filled)."""
         size = padded_size(nbytes)
+        buf = self.pool.take(size)
+        if buf is not None:
+            if zero:
+                self.clear(buf, 0, size)
+            return buf
         self._check_size(size)
-        return self._create(size)
+        try:
+            buf = self._create(size)
+        except Exception:
+            if not self.pool.pooled:
+                raise
+            self.release_pool()  # out of memory, maybe: the kept buffers go, then once more
+            buf = self._create(size)
+        self.pool.handed_out(size)
+        return buf
+
+    def recycle(self, buffer):
+        """Give back a buffer no array uses any more: the pool hands it out again (see pool.py)."""
+        self.pool.give(buffer)
+
+    def release_pool(self):
+        """Drop the buffers the pool keeps (their memory goes once the work recorded is done)."""
+        self.flush()
+        self.pool.clear()
 
     def upload(self, data):
-        """A new storage buffer holding the bytes of data (a bytes-like object)."""
+        """A storage buffer holding the bytes of data (a bytes-like object): up to STAGED_BYTES,
+        one of the pool filled from the parameter arena by a recorded copy; else a new one."""
         mv = memoryview(data).cast("B")
         n = len(mv)
         if n % 4 or n == 0:
             padded = bytearray(padded_size(n))
             padded[:n] = mv
             mv = memoryview(padded)
+        if len(mv) <= STAGED_BYTES:
+            buf = self.buffer(len(mv), zero=False)
+            arena, start, size = self.params(mv)
+            self.copy(arena, start, buf, 0, size)
+            return buf
         self._check_size(len(mv))
-        return self._create_with_data(mv)
+        buf = self._create_with_data(mv)
+        self.pool.handed_out(len(mv))
+        return buf
 
     def params(self, data):
         """(buffer, offset, nbytes) holding the bytes of data (a kernel's parameters) when the
@@ -119,16 +163,17 @@ class Device:
         mv = memoryview(data).cast("B")
         n = padded_size(len(mv))
         align = self.limits.get("min-storage-buffer-offset-alignment") or 256
-        start = -(-len(self._arena_data) // align) * align
+        start = -(-self._arena_used // align) * align
         if self._arena is None or start + n > self._arena.size:
             self.flush()
             if self._arena is None or n > self._arena.size:
                 self._arena = self._create(max(ARENA_BYTES, -(-n // align) * align))
+                self._arena_data = bytearray(self._arena.size)
             start = 0
-        data = self._arena_data
-        data.extend(bytes(start - len(data)))
-        data.extend(mv)
-        data.extend(bytes(n - len(mv)))
+        self._arena_data[start:start + len(mv)] = mv
+        if n > len(mv):
+            self._arena_data[start + len(mv):start + n] = bytes(n - len(mv))
+        self._arena_used = start + n
         return (self._arena, start, n)
 
     def read(self, buffer, offset, nbytes):
@@ -144,6 +189,7 @@ class Device:
         """Release a buffer's memory now (after the work recorded so far)."""
         self.flush()
         self._destroy(buffer)
+        self.pool.forget(buffer.size)
 
     # --- shaders ---
     def pipeline(self, code, label, layout):
@@ -180,9 +226,9 @@ class Device:
 
     def flush(self):
         """Submit the commands recorded so far (the parameter arena written first)."""
-        if self._arena_data:
-            data, self._arena_data = self._arena_data, bytearray()
-            self._write(self._arena, 0, memoryview(data))
+        if self._arena_used:
+            used, self._arena_used = self._arena_used, 0
+            self._write(self._arena, 0, memoryview(self._arena_data)[:used])
         if self._encoder is not None:
             enc, self._encoder, self._pending = self._encoder, None, 0
             self._submit(enc)

@@ -23,6 +23,10 @@ invocation, no integer division), else which axes of the collapsed shape each op
 through (a per-channel bias: one division an invocation, none an element).
 """
 
+import functools
+import math
+import struct
+
 import numpy as np
 
 from sukiyaki.backends.webgpu.array import kind_of
@@ -35,6 +39,8 @@ _COMPUTE = {"f": "f32", "d": "f64", "e": "f32", "i": "i32", "h": "i32", "b": "i3
 _SIZED = {("i", 1): "b", ("i", 2): "h", ("i", 4): "i", ("i", 8): "q",
           ("u", 1): "B", ("u", 2): "H", ("u", 4): "I", ("u", 8): "Q"}
 WGSL_TYPE = {"f32": "f32", "f64": "vec2<u32>", "i32": "i32", "u32": "u32", "bool": "bool", "i64": "vec2<u32>"}
+_F32 = struct.Struct("<f")
+_U32 = struct.Struct("<I")
 #: storage kind -> the WGSL type its loads give
 NATURAL = {"f32": "f32", "f64": "f64", "i32": "i32", "u32": "u32", "b32": "bool", "i64": "i64"}
 
@@ -117,10 +123,21 @@ def store(dtype, buf, w, value):
     return f"{{ let v_ = {value}; {buf}[{w}] = v_.x; {buf}[({w}) + 1u] = v_.y; }}"
 
 
+def _f32_word(value):
+    """The bits of a Python float rounded to float32 (as numpy rounds it): struct for finite
+    values in range (the same C conversion, without numpy's per-call cost), numpy otherwise."""
+    if type(value) is float and math.isfinite(value):
+        try:
+            return _U32.unpack(_F32.pack(value))[0]
+        except OverflowError:  # beyond float32: numpy gives the infinity
+            pass
+    return int(np.array([value], dtype=np.float32).view(np.uint32)[0])
+
+
 def scalar_words(value, ctype):
     """The u32 words of a Python number as a constant of compute type ctype."""
     if ctype == "f32":
-        return [int(np.array([value], dtype=np.float32).view(np.uint32)[0])]
+        return [_f32_word(value)]
     if ctype == "f64":
         w = np.array([value], dtype=np.float64).view(np.uint32)
         return [int(w[0]), int(w[1])]
@@ -287,10 +304,15 @@ def _resolve_operand(x):
     return x.dtype
 
 
+@functools.lru_cache(maxsize=4096)
+def _binary_loop(op, tx, ty):
+    """numpy's loop dtypes of binary op on operands resolving to tx, ty (memoized)."""
+    return BINARY_UFUNC[op].resolve_dtypes((tx, ty, None))
+
+
 def resolve_binary(op, x, y):
     """(compute type, output dtype) of binary op on operands x, y (arrays or numbers)."""
-    ufunc = BINARY_UFUNC[op]
-    loop = ufunc.resolve_dtypes((_resolve_operand(x), _resolve_operand(y), None))
+    loop = _binary_loop(op, _resolve_operand(x), _resolve_operand(y))
     ctype = compute_of(loop[0])
     if op in COMPARISONS and ctype in ("i32", "u32"):
         # numpy compares a Python int beyond the loop's range by value: do so exactly in doubles

@@ -81,6 +81,7 @@ def index_copy(be, dst, src, it_shape, src_tables, dst_tables, last_wins=False):
         key = ("copy", src.kind, dst.dtype.str)
         be._run(key, lambda: K.assemble("copy", ["DST"], ["SRC", "T"], LIBS, body=_copy_body(src.kind, dst.dtype, 0)),
                 n, [dst], [src, trange], params)
+        be.device.recycle(tbuf)
         return
     win = be.device.buffer(4 * dst.size)
     wrange = (win, 0, max(4, 4 * dst.size))
@@ -92,6 +93,8 @@ def index_copy(be, dst, src, it_shape, src_tables, dst_tables, last_wins=False):
     be._run(key, lambda: K.assemble("copy_last", ["DST", "WIN:atomic<u32>"], ["SRC", "T"], LIBS,
                                     body=_copy_body(src.kind, dst.dtype, 2)),
             n, [dst, wrange], [src, trange], params)
+    be.device.recycle(tbuf)
+    be.device.recycle(win)
 
 
 LIBS = ("f64", "common", "math")
@@ -120,7 +123,7 @@ def gather(be, x, keys):
         c, tab = _axis_table(key, x.shape[d], st[d])
         counts.append(c)
         src.append(tab)
-    out = be._new(tuple(counts), x.dtype)
+    out = be._new(tuple(counts), x.dtype, zero=False)  # the copy writes every element
     index_copy(be, out, x, counts, src, _dense(counts))
     return out
 
@@ -168,7 +171,7 @@ def scatter(be, x, keys, values):
 
 
 def take_linear(be, x, idx):
-    out = be._new(idx.shape, x.dtype)
+    out = be._new(idx.shape, x.dtype, zero=False)  # the copy writes every element
     flat = be.reshape(x, (x.size,))
     index_copy(be, out, flat, (idx.size,), [(idx, 1)], [np.arange(idx.size)])
     return out
@@ -212,4 +215,5 @@ def nonzero_linear(be, x):
         body = K.source("nz_write").replace("$CHUNK", str(_CHUNK)).replace("$TRUTH", truth(1))
         be._run(("nz_write", x.kind), lambda: K.assemble("nz_write", ["OUT"], ["X", "COUNTS"], LIBS, body=body),
                 nb, [out], [x, crange], [n])
+    be.device.recycle(counts)
     return out

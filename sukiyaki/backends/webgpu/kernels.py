@@ -16,6 +16,7 @@ shape.
 
 import functools
 import string
+from array import array
 from importlib import resources
 
 import numpy as np
@@ -77,7 +78,7 @@ class Launcher:
         n_in read-only bindings, then META) on first use."""
         p = self._pipelines.get(key)
         if p is None:
-            layout = "w" * n_out + "r" * (n_in + 1)
+            layout = "w" * n_out + "r" * n_in + "m"
             p = self._pipelines[key] = self.device.pipeline(make_code(), str(key[0]), layout)
             self.compiled += 1
         return p
@@ -98,17 +99,17 @@ class Launcher:
         params: the kernel's u32 parameters (ints, wrapped)."""
         if n_threads <= 0:
             return
-        bindings, offsets = [], []
-        for buf, off, nb in list(outputs) + list(inputs):
-            b, w = self.binding(buf, off, nb)
-            bindings.append(b)
-            offsets.append(w)
-        meta = np.empty(1 + len(offsets) + len(params), dtype=np.uint32)
-        meta[0] = n_threads
-        meta[1:1 + len(offsets)] = offsets
-        if len(params):
-            meta[1 + len(offsets):] = np.array([int(p) & 0xFFFFFFFF for p in params], dtype=np.uint64).astype(np.uint32)
-        bindings.append(self.device.params(meta.tobytes()))
+        bindings, meta = [], [n_threads]
+        align, max_binding = self.align, self.max_binding
+        for ranges in (outputs, inputs):
+            for buf, off, nb in ranges:  # self.binding, inline (it is most of a launch's arithmetic)
+                start = off - off % align
+                size = -(-max(4, off + nb - start) // 4) * 4
+                if size > max_binding:
+                    self.binding(buf, off, nb)  # raises
+                bindings.append((buf, start, min(size, buf.size - start)))
+                meta.append((off - start) // 4)
+        bindings.append(self.device.params(_words(meta, params)))
         if groups is None:
             count = -(-n_threads // WG)
             gx = min(count, self.max_groups)
@@ -117,6 +118,14 @@ class Launcher:
         if max(groups) > self.max_groups:
             raise MemoryError(f"webgpu: a grid of {groups} workgroups exceeds the device's dispatch limits")
         self.device.dispatch(pipeline, bindings, tuple(groups))
+
+
+def _words(meta, params):
+    """array('I') of meta then params (ints, wrapped to u32)."""
+    try:
+        return array("I", meta + params if type(params) is list else meta + list(params))
+    except (OverflowError, TypeError):  # negative or float-typed values: wrap each
+        return array("I", meta + [int(p) & 0xFFFFFFFF for p in params])
 
 
 def f32_bits(x):

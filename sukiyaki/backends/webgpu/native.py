@@ -6,9 +6,18 @@ The adapter is wgpu's default (high-performance) one, but not its OpenGL fallbac
 ``SUKIYAKI_WEBGPU_ALLOW_GL=1``; the device is made with the adapter's own buffer limits (Mesa's
 lavapipe: 2 GiB buffers, 128 MiB bindings). Without ``XDG_RUNTIME_DIR`` (Mesa warns), a
 private 0700 folder is set for it.
+
+Recording a dispatch is kept cheap on the host (it is most of a training step's host time):
+bind groups are memoized by what they bind (:class:`BindGroups`; the pool of pool.py hands
+a step the same buffers every step, and a kernel's parameters, ``'m'`` in its layout, are
+bound at a per-dispatch dynamic offset into the arena, so the offset is not part of the
+key), and the compute-pass calls go straight to wgpu-native's C functions (wgpu-py's
+wrappers convert and check their arguments on every call); a pipeline already set is not
+set again.
 """
 
 import os
+import weakref
 
 from sukiyaki.backends.webgpu.device import (INFO_KEYS, READ_LIMITS, SUBMIT_EVERY, WANTED_LIMITS,  # noqa: F401
                                              Device as _Device, ShaderError)
@@ -74,6 +83,9 @@ class Device(_Device):
         self._usage = (wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST)
         self._layouts = {}
         self._pass = None  # (encoder, its open compute pass)
+        self._pass_pipe = None  # the pipeline set last in that pass
+        self._groups = BindGroups(self._device)
+        self._calls = PassCalls.of(wgpu)
 
     # --- buffers ---
     def _create(self, size):
@@ -93,18 +105,23 @@ class Device(_Device):
 
     # --- shaders ---
     def _layout(self, layout):
+        """(bind group layout, pipeline layout) of a layout string (see device.py): 'w' read-write,
+        'r' read-only, 'm' read-only at a dynamic offset."""
         pl = self._layouts.get(layout)
         if pl is None:
             wgpu = self._wgpu
             entries = [{"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
-                        "buffer": {"type": (wgpu.BufferBindingType.read_only_storage if kind == "r"
-                                            else wgpu.BufferBindingType.storage)}}
+                        "buffer": {"type": (wgpu.BufferBindingType.storage if kind == "w"
+                                            else wgpu.BufferBindingType.read_only_storage),
+                                   "has_dynamic_offset": kind == "m"}}
                        for i, kind in enumerate(layout)]
             bgl = self._device.create_bind_group_layout(entries=entries)
             pl = self._layouts[layout] = (bgl, self._device.create_pipeline_layout(bind_group_layouts=[bgl]))
         return pl
 
     def _compile(self, code, label, layout):
+        if "m" in layout[:-1]:
+            raise ValueError(f"webgpu: layout {layout!r}: only the last binding may be the parameters ('m')")
         try:
             module = self._device.create_shader_module(label=label, code=code)
             bgl, pl = self._layout(layout)
@@ -112,7 +129,7 @@ class Device(_Device):
                                                         compute={"module": module, "entry_point": "main"})
         except self._wgpu.GPUError as exc:
             raise ShaderError(f"WGSL shader {label!r} failed to compile:\n{exc}") from None
-        return (pipe, bgl)
+        return (pipe, bgl, layout[-1:] == ("m",))
 
     # --- commands ---
     def _new_encoder(self):
@@ -121,16 +138,18 @@ class Device(_Device):
     def _record_dispatch(self, enc, pipeline, bindings, groups):
         # consecutive dispatches share one compute pass (each dispatch is its own usage scope:
         # WebGPU orders their reads after the writes of the ones before)
-        pipe, bgl = pipeline
-        entries = [{"binding": i, "resource": {"buffer": buf, "offset": off, "size": size}}
-                   for i, (buf, off, size) in enumerate(bindings)]
-        group = self._device.create_bind_group(layout=bgl, entries=entries)
+        pipe, bgl, dynamic = pipeline
+        offset = 0
+        if dynamic:  # the parameters: bound at 0, placed by a dynamic offset
+            buf, offset, size = bindings[-1]
+            bindings = bindings[:-1] + [(buf, 0, size)]
+        group = self._groups.get(bgl, bindings)
         if self._pass is None or self._pass[0] is not enc:
             self._pass = (enc, enc.begin_compute_pass())
-        cp = self._pass[1]
-        cp.set_pipeline(pipe)
-        cp.set_bind_group(0, group)
-        cp.dispatch_workgroups(*groups)
+            self._pass_pipe = None
+        self._calls.dispatch(self._pass[1], pipe if pipe is not self._pass_pipe else None, group,
+                             offset if dynamic else None, groups)
+        self._pass_pipe = pipe
 
     def _end_pass(self):
         if self._pass is not None:
@@ -148,6 +167,99 @@ class Device(_Device):
     def _submit(self, enc):
         self._end_pass()
         self._device.queue.submit([enc.finish()])
+
+
+class BindGroups:
+    """Bind groups memoized by (bind group layout, the bound (buffer, offset, size) ranges).
+
+    Buffers are told apart by wgpu's ``uid`` (never reused, unlike ``id``); when a buffer
+    is garbage-collected, the groups that bind it are dropped (so that they do not keep its
+    memory). ``hits`` and ``made`` count lookups answered from the memo and groups created.
+    """
+
+    #: Groups kept at most (past it, the memo starts again).
+    LIMIT = 1 << 14
+
+    def __init__(self, device):
+        self._device = device
+        self._memo = {}
+        self._by_buffer = {}  # buffer uid -> keys of the groups binding it
+        self.hits = 0
+        self.made = 0
+
+    def get(self, bgl, bindings):
+        """The bind group of bgl binding the (buffer, offset, size) ranges in order."""
+        key = [bgl._uid]
+        for buf, off, size in bindings:
+            key += (buf._uid, off, size)
+        key = tuple(key)
+        group = self._memo.get(key)
+        if group is not None:
+            self.hits += 1
+            return group
+        entries = [{"binding": i, "resource": {"buffer": buf, "offset": off, "size": size}}
+                   for i, (buf, off, size) in enumerate(bindings)]
+        group = self._device.create_bind_group(layout=bgl, entries=entries)
+        self.made += 1
+        if len(self._memo) >= self.LIMIT:
+            self._memo.clear()
+            self._by_buffer.clear()
+        self._memo[key] = group
+        for buf, _, _ in bindings:
+            keys = self._by_buffer.get(buf._uid)
+            if keys is None:
+                keys = self._by_buffer[buf._uid] = []
+                weakref.finalize(buf, self._forget, buf._uid)
+            keys.append(key)
+        return group
+
+    def _forget(self, uid):
+        for key in self._by_buffer.pop(uid, ()):
+            self._memo.pop(key, None)
+
+
+class PassCalls:
+    """The compute-pass calls of a dispatch: wgpu-native's C functions directly where this
+    wgpu exposes them (``PassCalls.of`` checks), else wgpu's methods. Errors in them are
+    reported when the encoder is finished, as wgpu's own methods do for pass commands."""
+
+    def __init__(self, lib=None, ffi=None):
+        self._lib = lib
+        self._offsets = ffi.new("uint32_t[1]") if ffi is not None else None
+
+    @classmethod
+    def of(cls, wgpu):
+        """The direct calls when wgpu-native's ``lib`` has them, else wgpu's methods."""
+        try:
+            from wgpu.backends.wgpu_native import ffi, lib
+
+            for name in ("wgpuComputePassEncoderSetPipeline", "wgpuComputePassEncoderSetBindGroup",
+                         "wgpuComputePassEncoderDispatchWorkgroups"):
+                getattr(lib, name)
+            return cls(lib, ffi)
+        except (ImportError, AttributeError):
+            return cls()
+
+    def dispatch(self, cp, pipe, group, offset, groups):
+        """Record on compute pass cp: set pipe (None: it is set already), bind group 0 with the
+        dynamic offset (None: the group has none), dispatch groups (x, y, z) workgroups."""
+        lib = self._lib
+        if lib is None:
+            if pipe is not None:
+                cp.set_pipeline(pipe)
+            cp.set_bind_group(0, group, [] if offset is None else [offset])
+            cp.dispatch_workgroups(*groups)
+            return
+        handle = cp._internal
+        if pipe is not None:
+            lib.wgpuComputePassEncoderSetPipeline(handle, pipe._internal)
+        if offset is None:
+            lib.wgpuComputePassEncoderSetBindGroup(handle, 0, group._internal, 0, self._offsets)
+        else:
+            self._offsets[0] = offset
+            lib.wgpuComputePassEncoderSetBindGroup(handle, 0, group._internal, 1, self._offsets)
+        x, y, z = groups
+        lib.wgpuComputePassEncoderDispatchWorkgroups(handle, x, y, z)
 
 
 def open_device():

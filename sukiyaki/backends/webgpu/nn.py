@@ -69,7 +69,7 @@ class Kernels:
         """Columns of samples n0 .. n0 + nc: a new array when keep, else the scratch columns."""
         H, W, C, OH, OW, O, KH, KW, G = self._geometry(spec)
         P, Kd = OH * OW, KH * KW * C
-        cols = self.be._new((P, Kd, nc), _F32) if keep else \
+        cols = self.be._new((P, Kd, nc), _F32, zero=False) if keep else \
             self.be.reshape(self.be._scratch_f32(P * Kd * nc, "cols"), (P, Kd, nc))
         params = [H, W, C, OH, OW, KH, KW, spec.stride[0], spec.stride[1], spec.pad[0], spec.pad[1], n0]
         # one invocation per (position, channel, sample): it writes its KH * KW window
@@ -88,7 +88,7 @@ class Kernels:
         w = self._f32(w)
         P, Kd = OH * OW, KH * KW * C
         Kg, og = Kd // G, O // G
-        y = be._new((OH, OW, O, n), _F32)
+        y = be._new((OH, OW, O, n), _F32, zero=False)
         chunk = self._chunk(spec, n)
         cols = None
         for n0 in range(0, n, chunk):
@@ -114,8 +114,8 @@ class Kernels:
         dy = self._f32(dy)
         P, Kd = OH * OW, KH * KW * C
         Kg, og = Kd // G, O // G
-        dx = be._new((H, W, C, n), _F32) if need_dx else None
-        dw = be._new(tuple(spec.weight_shape), _F32) if need_dw else None
+        dx = be._new((H, W, C, n), _F32, zero=False) if need_dx else None
+        dw = be._new(tuple(spec.weight_shape), _F32, zero=False) if need_dw else None
         chunk = self._chunk(spec, n)
         cached = cache[0] if cache is not None else None
         params = [H, W, C, OH, OW, KH, KW, spec.stride[0], spec.stride[1], spec.pad[0], spec.pad[1]]
@@ -135,7 +135,7 @@ class Kernels:
                 self._run("col2im", "col2im", [("DX", self._sub(dx, n0 * H * W * C, nc * H * W * C))],
                           [("DCOLS", dcols)], H * W * C * nc, params + [n0], libs=())
         # db(o) = sum over positions p and samples of dy(p, o, sample): dy times a vector of ones
-        db = be._new((O, 1), _F32)
+        db = be._new((O, 1), _F32, zero=False)
         if self._one is None:
             self._one = be.full((1,), 1.0, _F32)
         gemm(be, db, dy, self._one, O, 1, P * n, a=(P, 1, P, P * O, 0, 0), b=(0, 0, P, 0, 0, 0), c=(1, O, 0, 0))
@@ -160,10 +160,10 @@ class Kernels:
         be = self.be
         n = x.size // int(np.prod(spec.in_shape))
         x = self._f32(x)
-        y = be._new(tuple(spec.out_shape) + (n,), _F32)
+        y = be._new(tuple(spec.out_shape) + (n,), _F32, zero=False)
         params = self._pool_params(spec, n, 1 if keep else 0)
         if spec.mode == "max":
-            code = be._new(y.shape, _I32) if keep else None
+            code = be._new(y.shape, _I32, zero=False) if keep else None
             self._pool("max_fwd", [y, code if keep else self._dummy()], [x], y.size, params)
             return y, (code if keep else None)
         self._pool("avg_fwd", [y], [x], y.size, params)
@@ -173,7 +173,7 @@ class Kernels:
         be = self.be
         n = dy.size // int(np.prod(spec.out_shape))
         dy = self._f32(dy)
-        dx = be._new(tuple(spec.in_shape) + (n,), _F32)
+        dx = be._new(tuple(spec.in_shape) + (n,), _F32, zero=False)
         params = self._pool_params(spec, n)
         if spec.mode == "max":
             self._pool("max_bwd", [dx], [dy, cache], dx.size, params)
@@ -187,7 +187,7 @@ class Kernels:
         H, W, C = spec.in_shape
         OH, OW, _ = spec.out_shape
         n = top.shape[0]
-        out = be._new((OH, OW, C, n), _F32)
+        out = be._new((OH, OW, C, n), _F32, zero=False)
         x = self._f32(x)
         top = top if top.kind in ("i32", "u32") else be.astype(top, _I32)
         left = left if left.kind in ("i32", "u32") else be.astype(left, _I32)

@@ -71,3 +71,5 @@ def launch_user_kernel(backend, kernel, args, threads, block):
             scalars.append(buf)
             bindings.append((buf, 0, buf.size))
     backend.device.dispatch(kernel.pipeline, bindings, (groups, 1, 1))
+    for buf in scalars:
+        backend.device.recycle(buf)
