@@ -61,7 +61,7 @@ from sukiyaki.distributed.codec_threads import parallel
 
 #: Codec names, in order of size per value: 4, 2, 1 (+4 per tensor), 1 (+4 per block) bytes.
 CODECS = ("raw", "fp16", "dettmers8", "block8")
-_EIGHT_BIT = ("dettmers8", "block8")
+_EIGHT_BIT = EIGHT_BIT = ("dettmers8", "block8")
 
 _F32 = np.dtype("<f4")
 _F16 = np.dtype("<f2")
@@ -397,14 +397,144 @@ def decode(data, codec, shape, block=256):
         flat = np.frombuffer(buf, dtype=_F16).astype(np.float32)
     else:
         codes = np.frombuffer(buf, dtype=np.uint8, count=n)
-        scales = np.frombuffer(buf, dtype=_F32, offset=n).astype(np.float32)
-        bad = ~(np.isfinite(scales) & (scales >= 0))
-        if bad.any():
-            i = int(np.argmax(bad))
-            where = "maximum" if codec == "dettmers8" else f"scale of block {i} (of {scales.size})"
-            raise ValueError(f"{codec}: decoded {where} is {float(scales[i])}; a scale must be finite and >= 0")
-        flat = _decode8(codes, scales, n if codec == "dettmers8" else int(block))
+        flat = _decode8(codes, _scales(buf, codec, n), n if codec == "dettmers8" else int(block))
     return flat.reshape(shape, order="F")
+
+
+def _scales(buf, codec, n):
+    """The checked float32 scales that follow ``n`` 8-bit codes in ``buf``; ValueError when one is
+    NaN, infinite or negative."""
+    scales = np.frombuffer(buf, dtype=_F32, offset=n).astype(np.float32)
+    bad = ~(np.isfinite(scales) & (scales >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = "maximum" if codec == "dettmers8" else f"scale of block {i} (of {scales.size})"
+        raise ValueError(f"{codec}: decoded {where} is {float(scales[i])}; a scale must be finite and >= 0")
+    return scales
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_table(scale_bits):
+    """The decoded values of every pair of ``dettmers8`` codes with the scale of these float32 bits, as
+    uint64 (two float32: the first code's value, then the second's) indexed by the pair read as a
+    little-endian uint16: one lookup decodes two values (512 KiB, built once per scale)."""
+    table = _tables().decode * np.array([scale_bits], np.uint32).view(np.float32)[0]  # as _decode8 scales it
+    pairs = np.empty((256, 256, 2), np.float32)  # [second code, first code]
+    pairs[:, :, 0] = table[None, :]
+    pairs[:, :, 1] = table[:, None]
+    if np.little_endian:
+        return pairs.reshape(-1).view(np.uint64)
+    return pairs.transpose(1, 0, 2).reshape(-1).view(np.uint64)  # a big-endian uint16 holds the first code high
+
+
+def decode_steps(data, codec, n, lo=0, hi=None, block=256, step=1 << 16):
+    """Decode values ``lo .. hi - 1`` of an encoding of ``n`` values step by step, with no array of
+    their size: yields ``(start, values)`` for each step of ``step`` values from ``lo`` (the last may
+    be shorter), ``values`` a float32 array that holds exactly what :func:`decode` gives there and
+    that is only valid until the next step (this thread's scratch, or a view of ``data`` for raw).
+
+    ``lo`` must be a multiple of ``block`` for ``block8`` (and ``step`` too). ValueError as
+    :func:`decode` for bytes it refuses (checked before the first step).
+
+    Example:
+        >>> x = np.array([1.0, -0.5, 0.25], dtype=np.float32)
+        >>> [(s, v.tolist()) for s, v in decode_steps(encode(x, "raw"), "raw", 3, step=2)]
+        [(0, [1.0, -0.5]), (2, [0.25])]
+    """
+    _check(codec, block)
+    block = int(block)
+    hi = n if hi is None else hi
+    buf = memoryview(data).cast("B")
+    if len(buf) != encoded_size(n, codec, block):
+        raise ValueError(f"{codec}: expected {encoded_size(n, codec, block)} bytes for {n} values, received {len(buf)}")
+    if codec == "raw":
+        src = np.frombuffer(buf, dtype=_F32, count=n)
+        for s in range(lo, hi, step):
+            yield s, src[s:min(hi, s + step)]
+        return
+    if codec == "fp16":
+        src = np.frombuffer(buf, dtype=_F16, count=n)
+        for s in range(lo, hi, step):
+            m = min(hi, s + step) - s
+            y = _scratch.get(m).v[:m]
+            np.copyto(y, src[s:s + m])
+            yield s, y
+        return
+    codes = np.frombuffer(buf, dtype=np.uint8, count=n)
+    scales = _scales(buf, codec, n)
+    if codec == "block8":
+        if lo % block or step % block:
+            raise ValueError(f"{codec}: steps must start at a block ({block} values), got {lo} and {step}")
+        table = _tables().decode
+        for s in range(lo, hi, step):
+            m = min(hi, s + step) - s
+            y = _scratch.get(m).v[:m]
+            np.take(table, codes[s:s + m], out=y, mode="clip")
+            k, full = s // block, m // block * block
+            if full:
+                blocks = y[:full].reshape(-1, block)
+                np.multiply(blocks, scales[k:k + full // block, None], out=blocks)
+            if full < m:
+                y[full:] *= scales[k + full // block]
+            yield s, y
+        return
+    table = _tables().decode * scales[0]
+    pairs = _pair_table(int(scales[:1].view(np.uint32)[0])) if hi - lo >= 1 << 16 else None
+    for s in range(lo, hi, step):
+        m = min(hi, s + step) - s
+        y = _scratch.get(m).v[:m]
+        if pairs is None:
+            np.take(table, codes[s:s + m], out=y, mode="clip")
+        else:
+            even = m & ~1
+            np.take(pairs, codes[s:s + even].view(np.uint16), out=y[:even].view(np.uint64), mode="wrap")
+            if even < m:
+                y[even] = table[codes[s + even]]
+        yield s, y
+
+
+def decode_add(data, codec, n, dst, weight=1.0, block=256, squares=False):
+    """``dst += decode(data) * weight`` (``dst``: float32, 1-D, ``n`` values; the product in float32,
+    and none when ``weight`` is 1), decoded step by step on the codec's threads with no array of
+    ``n`` values: the same bits as that expression. ValueError (before anything is added) for bytes
+    :func:`decode` refuses.
+
+    With ``squares``, returns the sum of squares of the decoded values over each step of 64 Ki
+    values from the first, in order: a float32 dot product (redone in float64 when it overflows;
+    NaN when a value is not finite), taken while they are in cache.
+
+    Example:
+        >>> acc = np.ones(2, np.float32)
+        >>> decode_add(encode(np.array([1.0, -0.5], np.float32), "dettmers8"), "dettmers8", 2, acc)
+        >>> acc.tolist()
+        [2.0, 0.507031261920929]
+    """
+    if dst.shape != (n,) or dst.dtype != np.float32:
+        raise ValueError(f"decode_add: expected a float32 destination of ({n},), got {dst.dtype} {dst.shape}")
+    buf = memoryview(data).cast("B")
+    if codec in _EIGHT_BIT:
+        _scales(buf, codec, n)  # refused here, before any span adds
+    w = np.float32(weight)
+    step = _CHUNK // 4
+
+    def span(lo, hi):
+        dots = []
+        for s, y in decode_steps(buf, codec, n, lo, hi, block, step=step):
+            if squares:
+                q = float(np.dot(y, y))
+                if not math.isfinite(q):  # overflow in float32: again in float64 (NaN: a value is not finite)
+                    q = float(np.dot(y.astype(np.float64), y.astype(np.float64))) if np.all(np.isfinite(y)) else math.nan
+                dots.append(q)
+            d = dst[s:s + y.size]
+            if weight != 1.0:
+                y = np.multiply(y, w, out=_scratch.get(y.size).r[:y.size])
+            np.add(d, y, out=d)
+        return dots
+
+    done = parallel(span, n, align=step if squares else (int(block) if codec == "block8" else 2))
+    if squares:
+        return [d for dots in done for d in dots]
+    return None
 
 
 def _decode8(codes, scales, block):
@@ -426,6 +556,17 @@ def _decode8(codes, scales, block):
             if full < y.size:
                 y[full:] *= scales[k + full // block]
     return out
+
+
+def check_scales(data, codec, n, block=256):
+    """Raise ValueError unless ``data`` is ``encoded_size(n, codec, block)`` bytes whose 8-bit scales
+    (if any) are finite and >= 0, as :func:`decode` checks them (every 8-bit value is then finite)."""
+    _check(codec, block)
+    buf = memoryview(data).cast("B")
+    if len(buf) != encoded_size(n, codec, block):
+        raise ValueError(f"{codec}: expected {encoded_size(n, codec, block)} bytes for {n} values, received {len(buf)}")
+    if codec in _EIGHT_BIT:
+        _scales(buf, codec, n)
 
 
 def piece_bounds(n, codec, max_bytes, block=256):

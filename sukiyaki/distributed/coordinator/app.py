@@ -19,8 +19,9 @@ and logged, the model untouched.
 
 Streaming: the weights of each version are encoded once, in a thread, and sent to each
 worker in PARAMS parts as they are ready (:mod:`.broadcast`), after the worker's TASK; the
-workers' GRADS parts are decoded (and their sums of squares taken) in threads, then handed
-to the state, which adds them to the round's sums as they come. Frames are dispatched to
+workers' GRADS parts are checked (and their sums of squares taken) in threads, then handed
+to the state, which has them added to the round's sums as they come, decoded from their bytes
+on the sums' own thread (:class:`~sukiyaki.distributed.coordinator.uploads.Sums`). Frames are dispatched to
 the handler methods through the instance (``getattr(self, HANDLERS[kind])``), so a subclass
 may override one.
 
@@ -40,11 +41,12 @@ from importlib import resources
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from sukiyaki.distributed import codec as C
 from sukiyaki.distributed import protocol as P
 from sukiyaki.distributed.coordinator.broadcast import Broadcast
 from sukiyaki.distributed.coordinator.checkpoint import checkpoint_bytes
 from sukiyaki.distributed.coordinator.state import Close, Log, Send, SendParams, WorkerInfo
-from sukiyaki.distributed.coordinator.uploads import piece_stats
+from sukiyaki.distributed.coordinator.uploads import encoded_stats
 from sukiyaki.nn.params import atomic_write, save_safetensors
 from sukiyaki.nn.weights import weight_arrays, weights_metadata
 
@@ -76,13 +78,29 @@ def _size(tensors):
     return sum(len(t[1].data) if isinstance(t[1], P.Encoded) else getattr(t[1], "nbytes", 0) for t in tensors)
 
 
-def _decode(data, max_bytes):
-    """A worker's frame, decoded and checked, with each float32 piece's (finite, sum of squares)
-    taken too (``piece.stats``): the heavy part of an upload, done where the caller runs it."""
-    frame = P.decode_frame(data, max_bytes=max_bytes)
+def _decode(data, max_bytes, defer=False):
+    """A worker's frame, checked, with each float32 piece's (finite, sum of squares) taken from its
+    bytes (``piece.stats``, decoded a step at a time: no array of its size) where the caller runs
+    it; the pieces stay encoded (the round's sums decode them as they add them). ProtocolError as
+    ``protocol.decode_frame`` for bytes a codec refuses. ``defer``: an 8-bit
+    piece's scales are checked and its sum of squares left to the sums, which take it as they add it
+    (``stats`` (True, None))."""
+    frame = P.decode_frame(data, max_bytes=max_bytes, lazy=True)
     for p in frame.pieces:
         if p.dtype == "float32":
-            p.stats = piece_stats(p.array)
+            try:
+                if defer and p.codec in C.EIGHT_BIT:  # finite: its sum of squares is taken as it is added
+                    C.check_scales(p.data, p.codec, p.count)
+                    p.stats = (True, None)
+                else:
+                    p.stats = encoded_stats(p)
+                continue
+            except ValueError as exc:  # e.g. a non-finite 8-bit scale: a bad frame, said as decoding says it
+                frame.decode()
+                raise P.ProtocolError(f"{frame.kind}: tensor {p.name!r}: {exc}") from None
+        a = p.decode()
+        if p.whole:
+            frame.tensors[p.name] = a
     return frame
 
 
@@ -213,6 +231,13 @@ class CoordinatorServer:
         if bc is not None and not bc.encoded.is_set():
             await bc.encoded.wait()
 
+    async def _sums_settled(self):
+        """Wait until the adds asked of the round's sums so far are done (their thread takes them)."""
+        rnd = self.state.round
+        pending = rnd.sums.pending() if rnd is not None else None
+        if pending is not None:
+            await asyncio.wait([asyncio.wrap_future(pending)])
+
     async def _send_bytes(self, wid, conn, data):
         self.bytes_out += len(data)
         w = self.state.workers.get(wid)
@@ -312,7 +337,8 @@ class CoordinatorServer:
             await self._bad(wid, f"over the rate limit of {RATE_LIMIT:.0f} messages/s: dropped")
             return
         try:  # a large frame decodes in a thread: the loop goes on answering the others meanwhile
-            frame = await _off_loop(_decode, len(msg.data), msg.data, self.max_frame)
+            frame = await _off_loop(_decode, len(msg.data), msg.data, self.max_frame,
+                                    not self.state.settings.deterministic)
         except P.ProtocolError as exc:
             await self._bad(wid, f"bad frame: {exc}")
             return
@@ -336,6 +362,7 @@ class CoordinatorServer:
 
     async def on_result(self, wid, frame, now):
         await self._weights_settled()  # the round may end here: no optimizer step under the encoder
+        await self._sums_settled()  # the round's sums, whole (waited for here, not on the loop)
         await self.run_actions(self.state.on_result(wid, frame, now))
         await self._after_round()
 

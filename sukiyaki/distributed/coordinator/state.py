@@ -38,6 +38,7 @@ import numpy as np
 
 from sukiyaki.data.loader import BatchIterator
 from sukiyaki.distributed import protocol as P
+from sukiyaki.distributed.codec_threads import parallel
 from sukiyaki.distributed.coordinator.records import (  # noqa: F401  (the state's vocabulary, imported from here)
     STATE_PREFIX, Close, Log, Send, SendParams, Settings, Task, Worker, WorkerInfo)
 from sukiyaki.distributed.coordinator.uploads import Sums, Upload, piece_stats
@@ -70,6 +71,7 @@ class Round:
     @property
     def sum(self):
         """name -> the tensor's sum so far, or None when nothing was added to it."""
+        self.sums.wait()
         return self.sums.views
 
     @property
@@ -388,19 +390,28 @@ class CoordinatorState:
             name = p.name[len(STATE_PREFIX):] if state else p.name
             shape = tuple(expected[name])
             size = math.prod(shape)
-            try:
-                a = p.decode()
-            except P.ProtocolError as exc:
-                return str(exc)
-            if tuple(p.shape) != shape or a.dtype != _F32 or a.size != p.count:
+            if getattr(p, "stats", None) is None:  # not taken where the frame was read: decoded here
+                try:
+                    a = p.decode()
+                except P.ProtocolError as exc:
+                    return str(exc)
+                dtype, count = a.dtype, a.size
+            else:  # its bytes were decoded for the stats (their size checked when the frame was read)
+                dtype, count = np.dtype(P.DTYPES.get(p.dtype, p.dtype)), p.count
+            if tuple(p.shape) != shape or dtype != _F32 or count != p.count:
                 what = "running statistic" if state else "gradient"
-                return f"{what} {name!r} has shape {tuple(p.shape)} {a.dtype}, expected {shape} float32"
+                return f"{what} {name!r} has shape {tuple(p.shape)} {dtype}, expected {shape} float32"
             got = up.received.get(p.name, 0)
             if p.offset != got or got >= size:
                 return (f"{p.name!r}: elements {p.offset}..{p.offset + p.count - 1} arrived where "
                         f"{'nothing more' if got >= size else f'element {got}'} was due (out of order or repeated)")
             up.received[p.name] = got + p.count
-            finite, sumsq = p.stats if getattr(p, "stats", None) is not None else piece_stats(a)
+            if getattr(p, "stats", None) is None:
+                p.stats = piece_stats(a)
+            finite, sumsq = p.stats
+            if sumsq is None and (self.settings.deterministic or up.nonfinite is not None):
+                p.stats = piece_stats(p.decode())  # not added now: taken here (an 8-bit piece is finite)
+                p.array = None
             if state:
                 if not finite:
                     return f"running statistic {name!r} has shape {shape} float32 or non-finite values"
@@ -411,10 +422,10 @@ class CoordinatorState:
                     up.nonfinite = f"gradient {name!r} holds NaN or infinite values{NONFINITE}"
                     self._take_out(up)
                 continue
-            up.sumsq += sumsq
+            up.counted.append(p)
             up.pieces.append(p)
             if not self.settings.deterministic and up.nonfinite is None:
-                self.round.sums.add(name, p.offset, a, up.weight)
+                self.round.sums.add(name, p.offset, p, up.weight)  # decoded as it is added, off this thread
                 up.added.add(name)
                 if p.data is not None:
                     p.array = None  # kept encoded (a rebuild decodes it again)
@@ -494,7 +505,7 @@ class CoordinatorState:
                 done = rnd.per_shard.pop(rnd.next_shard)
                 for p in done.pieces:
                     if not p.name.startswith(STATE_PREFIX):
-                        rnd.sums.add(p.name, p.offset, done.values(p))
+                        rnd.sums.add(p.name, p.offset, p)
                         done.added.add(p.name)
                         if p.data is not None:
                             p.array = None  # kept encoded until the round ends
@@ -517,6 +528,8 @@ class CoordinatorState:
         states = store.arrays(names=self.state_names)
         inputs = list(net.schedules["train"].inputs)
         ids = task.ids.reshape(-1).astype(np.int64)
+        if self.round is not None:
+            self.round.sums.wait()
         sums = None if self._sum_buffer is None else self._sum_buffer.copy()  # the round's sums may live in it
         try:
             net.zero_grads()
@@ -563,7 +576,9 @@ class CoordinatorState:
         if not math.isfinite(f["loss"]):
             return f"loss {f['loss']!r} is not finite"
         # a gradient's norm per sample (tasks differ in size); a local-steps change as it is
-        norm = math.sqrt(up.sumsq) / (max(len(task.ids), 1) if self.settings.local_steps == 1 else 1)
+        if self.round is not None:
+            self.round.sums.wait()  # the stats of 8-bit pieces are taken as they are added
+        norm = math.sqrt(up.sumsq()) / (max(len(task.ids), 1) if self.settings.local_steps == 1 else 1)
         bound = self.settings.max_grad_norm
         if bound is None and len(self.accepted_norms) >= 5:
             bound = 1000.0 * float(np.median(self.accepted_norms))
@@ -600,7 +615,7 @@ class CoordinatorState:
             if flat is not self._sum_buffer or store.ops.name != "numpy":
                 store.ops.assign_(store.grad, store.ops.upload(flat))
             if self.deferred_step:  # taken as the next weights are encoded (a tensor at a time)
-                steps = self.optimizer.apply_in_pieces(store, step_bounds(store, self.names))
+                steps = self.optimizer.apply_in_pieces(store, step_bounds(store, self.names), split=parallel)
                 self.pending_step = PendingStep(steps, self.names)
             else:
                 self.optimizer.apply(store)

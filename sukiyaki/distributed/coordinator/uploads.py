@@ -5,7 +5,11 @@ whole or cut in pieces (see :mod:`sukiyaki.distributed.protocol`), the last laye
 its backward pass produces them. The coordinator checks each piece when it arrives (a
 parameter's name, its shape and dtype, the next elements of that tensor and no others,
 finite values) and, outside the deterministic mode, adds it to the round's sums at once:
-decoding and summing then overlap the transfer and the workers' backward passes.
+decoding and summing then overlap the transfer and the workers' backward passes. A piece's
+values are added where they are decoded, straight from its bytes, a step at a time on the
+codec's threads (:func:`~sukiyaki.distributed.codec.decode_add`), by one thread that takes the
+adds in the order they were asked for (:class:`Sums`): the sums have the bits of adding them
+one after the other on the event loop, without holding it.
 
 Nothing of an upload counts before the whole of it is accepted (every tensor complete, the
 sample count, the loss, the norm bound over the whole upload): an upload refused or lost
@@ -18,13 +22,19 @@ Example:
     >>> import numpy as np
     >>> sums = Sums({"w": (0, 3, (3,))}, np.zeros(3, np.float32))
     >>> sums.add("w", 1, np.array([2.0, 4.0], np.float32))
-    >>> sums.flat.tolist()
+    >>> sums.finish().tolist()
     [0.0, 2.0, 4.0]
 """
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from sukiyaki.distributed import codec as C
+from sukiyaki.distributed.protocol import Piece
 
 #: Values per step of a sum of squares in float32 (BLAS), accumulated in float64 between steps.
 _STEP = 1 << 16
@@ -54,6 +64,65 @@ def piece_stats(a):
     return True, total
 
 
+def encoded_stats(piece):
+    """:func:`piece_stats` of a piece's values, decoded from its bytes a step at a time (no array of
+    its size): the same steps, so the same bits. ValueError for bytes the codec refuses.
+
+    Example:
+        >>> p = Piece("w", (2,), 0, 2, codec="raw", data=np.array([3.0, 4.0], np.float32).tobytes())
+        >>> encoded_stats(p)
+        (True, 25.0)
+    """
+    total = 0.0
+    for _, x in C.decode_steps(piece.data, piece.codec, piece.count, step=_STEP):
+        d = float(np.dot(x, x))
+        if not math.isfinite(d):
+            if not np.all(np.isfinite(x)):
+                return False, math.nan
+            y = x.astype(np.float64)
+            d = float(np.dot(y, y))
+        total += d
+    return True, total
+
+
+def _decode_add(p, dst, weight):
+    """A piece's bytes decoded and added into ``dst``; its stats taken on the way when still unknown
+    (``p.stats`` of (True, None): an 8-bit piece, finite), with the bits of :func:`piece_stats`."""
+    if p.stats is not None and p.stats[1] is None:
+        total = 0.0
+        for d in C.decode_add(p.data, p.codec, p.count, dst, weight, squares=True):
+            total += d
+        p.stats = (True, total) if math.isfinite(total) else (False, math.nan)
+    else:
+        C.decode_add(p.data, p.codec, p.count, dst, weight)
+
+
+_adder = None
+_adder_lock = threading.Lock()
+
+
+def _after_fork():
+    global _adder, _adder_lock
+    _adder, _adder_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _submit(fn):
+    """fn() on the one thread that adds to the sums, after everything submitted before it (None:
+    no thread could start; the caller runs it)."""
+    global _adder
+    with _adder_lock:
+        if _adder is None:
+            _adder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sukiyaki-sums")
+        try:
+            return _adder.submit(fn)
+        except RuntimeError:  # no threads here, or the interpreter shutting down
+            return None
+
+
 class Upload:
     """One task's upload as it arrives (see the module docstring).
 
@@ -64,7 +133,8 @@ class Upload:
             for a local-steps weight change).
         parts: GRADS frames received.
         received: name -> elements received so far.
-        sumsq: sum of squares of its gradient (trained parameters) so far.
+        counted: its gradient pieces (trained parameters) so far, whose ``stats`` give the sum of
+            squares (:meth:`sumsq`; an 8-bit piece's are taken as it is added to the sums).
         pieces: every piece received (:class:`~sukiyaki.distributed.protocol.Piece`, kept
             encoded once added).
         added: names of which pieces went into the round's sums.
@@ -77,10 +147,17 @@ class Upload:
         self.weight = weight
         self.parts = 0
         self.received = {}
-        self.sumsq = 0.0
+        self.counted = []
         self.pieces = []
         self.added = set()
         self.nonfinite = None
+
+    def sumsq(self):
+        """The sum of squares of its gradient (every piece's stats known: after the sums' wait)."""
+        total = 0.0
+        for p in self.counted:
+            total += p.stats[1]
+        return total
 
     def values(self, piece):
         """The decoded values of one of its pieces (decoded again when they were dropped)."""
@@ -97,26 +174,60 @@ class Sums:
     ``views[name]`` is the tensor's slice of the buffer once something was added to it, None
     before (a tensor's slice is zeroed when first touched, so the buffer is reused round
     after round without clearing it all).
+
+    The adds (and those zeroings) run on one thread of their own, in the order they were asked
+    for, each spread over the codec's threads: :meth:`add` returns at once. Read the buffer
+    after :meth:`wait` (``finish`` waits; ``pending`` is what an event loop can await).
     """
 
     def __init__(self, layout, flat):
         self.layout = layout
         self.flat = flat
         self.views = {n: None for n in layout}
+        self._queued = []  # futures of the adds asked for and not yet waited for
+
+    def _run(self, fn):
+        f = _submit(fn)
+        if f is None:
+            self.wait()
+            fn()
+        else:
+            self._queued.append(f)
+            if len(self._queued) > 256:  # done ones are forgotten (their errors kept for wait)
+                self._queued = [q for q in self._queued if not q.done() or q.exception() is not None]
 
     def add(self, name, offset, values, weight=1.0):
-        """Add values (a piece's, column-major) at element ``offset`` of tensor ``name``."""
+        """Add values at element ``offset`` of tensor ``name``: an array (a piece's, column-major),
+        or a :class:`~sukiyaki.distributed.protocol.Piece` (its decoded values, or else its bytes,
+        decoded as they are added)."""
         v = self.views[name]
         if v is None:
             off, size, _ = self.layout[name]
             v = self.views[name] = self.flat[off:off + size]
-            v.fill(0)
+            self._run(lambda: v.fill(0))
+        if isinstance(values, Piece):
+            if values.array is None:
+                p = values
+                dst = v[offset:offset + p.count]
+                self._run(lambda: _decode_add(p, dst, weight))
+                return
+            values = values.array
         src = np.asarray(values).reshape(-1, order="F")
         dst = v[offset:offset + src.size]
         if weight == 1.0:
-            np.add(dst, src, out=dst)
+            self._run(lambda: np.add(dst, src, out=dst))
         else:
-            np.add(dst, np.multiply(src, np.float32(weight)), out=dst)
+            self._run(lambda: np.add(dst, np.multiply(src, np.float32(weight)), out=dst))
+
+    def pending(self):
+        """A concurrent future done when every add asked for so far is (None: none is pending)."""
+        return self._queued[-1] if self._queued and not self._queued[-1].done() else None
+
+    def wait(self):
+        """Block until every add asked for so far is done (raising the first one's error)."""
+        queued, self._queued = self._queued, []
+        for f in queued:
+            f.result()
 
     def drop(self, name):
         """Forget everything added to ``name`` (its slice is zeroed when next touched)."""
@@ -129,10 +240,11 @@ class Sums:
         for up in sorted(uploads, key=lambda u: u.order):
             for p in up.pieces:
                 if p.name == name:
-                    self.add(name, p.offset, up.values(p), up.weight)
+                    self.add(name, p.offset, p, up.weight)
 
     def finish(self):
         """The whole buffer, with the tensors nothing was added to set to 0."""
+        self.wait()
         for n, v in self.views.items():
             if v is None:
                 off, size, _ = self.layout[n]

@@ -15,6 +15,7 @@ Example:
     >>> opt.apply(net.store)                                    # doctest: +SKIP
 """
 
+import copy
 import inspect
 import math
 
@@ -82,7 +83,7 @@ class Optimizer:
             self.update(store.ops, store.trained, store.grad, self.current_lr())
         self.iteration += 1
 
-    def apply_in_pieces(self, store, bounds):
+    def apply_in_pieces(self, store, bounds, split=None):
         """:meth:`apply`, one range ``[lo, hi)`` of the trained buffer after another (a generator:
         it stops after each range; the iteration is counted when it is exhausted). The update
         rules are elementwise, so the result is the same, bit for bit, as one :meth:`apply`;
@@ -92,6 +93,11 @@ class Optimizer:
         Args:
             store: the ParamStore.
             bounds: the ranges, covering 0..trained_size once each, in any order.
+            split: None, or ``split(fn, n)`` that calls ``fn(a, b)`` over spans covering range(n),
+                on several threads, and returns when all are done
+                (:func:`sukiyaki.distributed.codec_threads.parallel`): a range of a host (numpy)
+                store is then updated by spans side by side, each by a shallow copy of this
+                optimizer whose state is its span's (the same bits: elementwise).
         """
         self._bind(store)
         lr = self.current_lr()
@@ -99,13 +105,20 @@ class Optimizer:
         for name in self.slots:
             self.slot(name)  # made whole before it is cut
         whole = self.state
+
+        def update(rule, lo, hi):
+            rule.state = {k: ops.view(buf, lo, (hi - lo,)) for k, buf in whole.items()}
+            shape = (hi - lo,)
+            rule.update(ops, ops.view(store.trained, lo, shape), ops.view(store.grad, lo, shape), lr)
+
         try:
             for lo, hi in bounds:
                 if hi > lo:
-                    self.state = {k: ops.view(buf, lo, (hi - lo,)) for k, buf in whole.items()}
-                    shape = (hi - lo,)
-                    self.update(ops, ops.view(store.trained, lo, shape), ops.view(store.grad, lo, shape), lr)
-                    self.state = whole
+                    if split is not None and ops.name == "numpy":
+                        split(lambda a, b: update(copy.copy(self), lo + a, lo + b), hi - lo)
+                    else:
+                        update(self, lo, hi)
+                        self.state = whole
                 yield lo, hi
         finally:
             self.state = whole
