@@ -219,6 +219,9 @@ class Device(_Device):
     def _destroy(self, buffer):
         buffer.destroy()
 
+    def _usable(self, buffer):
+        return buffer.js is not None  # _Buffer.__del__ hands the handle over to be destroyed
+
     # --- shaders ---
     def _layout(self, layout):
         pl = self._layouts.get(layout)

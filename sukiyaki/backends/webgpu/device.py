@@ -113,7 +113,7 @@ class Device:
         """A storage buffer of at least nbytes (4-byte multiple, at least 4): one of the pool
         (cleared on the device first when zero) or a new one (zero-filled)."""
         size = padded_size(nbytes)
-        buf = self.pool.take(size)
+        buf = self.pool.take(size, self._usable)
         if buf is not None:
             if zero:
                 self.clear(buf, 0, size)
@@ -205,8 +205,13 @@ class Device:
 
     def dispatch(self, pipeline, bindings, groups):
         """Record one compute pass of pipeline over groups (x, y, z) workgroups."""
-        self._record_dispatch(self._enc(), pipeline, bindings, groups)
-        self._maybe_submit()
+        enc = self._encoder  # self._enc() and self._maybe_submit(), inline (one call a kernel)
+        if enc is None:
+            enc = self._encoder = self._new_encoder()
+        self._pending += 1
+        self._record_dispatch(enc, pipeline, bindings, groups)
+        if self._pending >= SUBMIT_EVERY:
+            self.flush()
 
     def clear(self, buffer, offset, nbytes):
         """Record zeroing buffer[offset:offset + nbytes] (4-byte multiples)."""
@@ -235,6 +240,10 @@ class Device:
             self.submits += 1
 
     # --- hooks (each adapter) ---
+    def _usable(self, buffer):
+        """Whether a buffer given back to the pool still works (not finalized by the garbage collector)."""
+        return True
+
     def _create(self, size):
         raise NotImplementedError
 

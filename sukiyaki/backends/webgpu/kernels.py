@@ -100,23 +100,25 @@ class Launcher:
         if n_threads <= 0:
             return
         bindings, meta = [], [n_threads]
-        align, max_binding = self.align, self.max_binding
+        align = self.align
         for ranges in (outputs, inputs):
-            for buf, off, nb in ranges:  # self.binding, inline (it is most of a launch's arithmetic)
+            for buf, off, nb in ranges:  # self.binding, inline (most of a launch's arithmetic)
                 start = off - off % align
-                size = -(-max(4, off + nb - start) // 4) * 4
-                if size > max_binding:
+                size = (off + nb - start + 3) & ~3
+                if size < 4:
+                    size = 4
+                if size > self.max_binding:
                     self.binding(buf, off, nb)  # raises
-                bindings.append((buf, start, min(size, buf.size - start)))
-                meta.append((off - start) // 4)
+                left = buf.size - start
+                bindings.append((buf, start, size if size <= left else left))
+                meta.append((off - start) >> 2)
         bindings.append(self.device.params(_words(meta, params)))
         if groups is None:
             count = -(-n_threads // WG)
-            gx = min(count, self.max_groups)
-            gy = -(-count // gx)
-            groups = (gx, gy, 1)
-        if max(groups) > self.max_groups:
-            raise MemoryError(f"webgpu: a grid of {groups} workgroups exceeds the device's dispatch limits")
+            gx = count if count <= self.max_groups else self.max_groups
+            groups = (gx, -(-count // gx), 1)
+        if groups[0] > self.max_groups or groups[1] > self.max_groups or groups[2] > self.max_groups:
+            raise MemoryError(f"webgpu: a grid of {tuple(groups)} workgroups exceeds the device's dispatch limits")
         self.device.dispatch(pipeline, bindings, tuple(groups))
 
 

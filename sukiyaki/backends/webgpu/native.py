@@ -103,6 +103,9 @@ class Device(_Device):
     def _destroy(self, buffer):
         buffer.destroy()
 
+    def _usable(self, buffer):
+        return buffer._internal is not None  # wgpu's __del__ releases the handle
+
     # --- shaders ---
     def _layout(self, layout):
         """(bind group layout, pipeline layout) of a layout string (see device.py): 'w' read-write,
@@ -139,16 +142,13 @@ class Device(_Device):
         # consecutive dispatches share one compute pass (each dispatch is its own usage scope:
         # WebGPU orders their reads after the writes of the ones before)
         pipe, bgl, dynamic = pipeline
-        offset = 0
-        if dynamic:  # the parameters: bound at 0, placed by a dynamic offset
-            buf, offset, size = bindings[-1]
-            bindings = bindings[:-1] + [(buf, 0, size)]
-        group = self._groups.get(bgl, bindings)
-        if self._pass is None or self._pass[0] is not enc:
-            self._pass = (enc, enc.begin_compute_pass())
+        group = self._groups.get(bgl, bindings, dynamic)
+        cp = self._pass
+        if cp is None or cp[0] is not enc:
+            cp = self._pass = (enc, enc.begin_compute_pass())
             self._pass_pipe = None
-        self._calls.dispatch(self._pass[1], pipe if pipe is not self._pass_pipe else None, group,
-                             offset if dynamic else None, groups)
+        self._calls.dispatch(cp[1], pipe if pipe is not self._pass_pipe else None, group,
+                             bindings[-1][1] if dynamic else None, groups)
         self._pass_pipe = pipe
 
     def _end_pass(self):
@@ -187,16 +187,24 @@ class BindGroups:
         self.hits = 0
         self.made = 0
 
-    def get(self, bgl, bindings):
-        """The bind group of bgl binding the (buffer, offset, size) ranges in order."""
+    def get(self, bgl, bindings, dynamic=False):
+        """The bind group of bgl binding the (buffer, offset, size) ranges in order (dynamic:
+        the last one at offset 0, its offset given at each dispatch)."""
         key = [bgl._uid]
         for buf, off, size in bindings:
             key += (buf._uid, off, size)
-        key = tuple(key)
-        group = self._memo.get(key)
+        if dynamic:
+            key[-2] = 0
+        group = self._memo.get(tuple(key))
         if group is not None:
             self.hits += 1
             return group
+        if dynamic:
+            buf, _, size = bindings[-1]
+            bindings = list(bindings[:-1]) + [(buf, 0, size)]
+        return self._make(tuple(key), bgl, bindings)
+
+    def _make(self, key, bgl, bindings):
         entries = [{"binding": i, "resource": {"buffer": buf, "offset": off, "size": size}}
                    for i, (buf, off, size) in enumerate(bindings)]
         group = self._device.create_bind_group(layout=bgl, entries=entries)

@@ -60,17 +60,20 @@ class BufferPool:
         self.created += 1
         self._count(size)
 
-    def take(self, size):
-        """A kept buffer of exactly size bytes (now in use), or None."""
+    def take(self, size, usable=None):
+        """A kept buffer of exactly size bytes (now in use), or None. usable(buffer): whether a
+        kept buffer still works; those that do not are dropped (the garbage collector, freeing
+        a cycle that held an array, finalizes the buffer too, even after it was given back)."""
         heap = self._free.get(size)
-        if not heap:
-            return None
-        _, buf = heapq.heappop(heap)
-        del self._age[id(buf)]
-        self.pooled -= size
-        self.reused += 1
-        self._count(size)
-        return buf
+        while heap:
+            _, buf = heapq.heappop(heap)
+            del self._age[id(buf)]
+            self.pooled -= size
+            if usable is None or usable(buf):
+                self.reused += 1
+                self._count(size)
+                return buf
+        return None
 
     def give(self, buf):
         """Keep buf (no longer used by any array) for reuse; drop the oldest kept ones past the limit."""
