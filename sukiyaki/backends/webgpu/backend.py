@@ -247,10 +247,15 @@ class WebGPUBackend:
         return GPUArray(a.storage, a.offset + start, (count,), a.dtype)
 
     def _binary_op(self, op):
+        exprs = {}  # compute type -> (expression in x0, x1, its type)
+
         def run(x, y):
             ctype, out_dtype = E.resolve_binary(op, x, y)
-            expr, rt = E.binary_expr(op, ctype)
-            return self._map([x, y], lambda i: ctype, expr.format(a="x0", b="x1"), rt, out_dtype)
+            got = exprs.get(ctype)
+            if got is None:
+                expr, rt = E.binary_expr(op, ctype)
+                got = exprs[ctype] = (expr.format(a="x0", b="x1"), rt)
+            return self._map([x, y], lambda i: ctype, got[0], got[1], out_dtype)
 
         run.__name__ = op
         return run

@@ -97,9 +97,8 @@ class Device:
         self._encoder = None
         self._pending = 0
         self.submits = 0
-        self._arena = None  # the parameter arena's buffer,
-        self._arena_data = bytearray()  # its bytes on the host (as long as the buffer),
-        self._arena_used = 0  # of which the parameters recorded since the last submit
+        self._arena = None  # the parameter arena: (buffer, its bytes on the host, as many)
+        self._arena_used = 0  # bytes of it placed since the last submit
         self.pool = BufferPool()
 
     # --- buffers ---
@@ -164,17 +163,19 @@ class Device:
         n = padded_size(len(mv))
         align = self.limits.get("min-storage-buffer-offset-alignment") or 256
         start = -(-self._arena_used // align) * align
-        if self._arena is None or start + n > self._arena.size:
+        arena = self._arena
+        if arena is None or start + n > len(arena[1]):
             self.flush()
-            if self._arena is None or n > self._arena.size:
-                self._arena = self._create(max(ARENA_BYTES, -(-n // align) * align))
-                self._arena_data = bytearray(self._arena.size)
+            if arena is None or n > len(arena[1]):
+                buf = self._create(max(ARENA_BYTES, -(-n // align) * align))
+                arena = self._arena = (buf, bytearray(buf.size))
             start = 0
-        self._arena_data[start:start + len(mv)] = mv
+        host = arena[1]
+        host[start:start + len(mv)] = mv
         if n > len(mv):
-            self._arena_data[start + len(mv):start + n] = bytes(n - len(mv))
+            host[start + len(mv):start + n] = bytes(n - len(mv))
         self._arena_used = start + n
-        return (self._arena, start, n)
+        return (arena[0], start, n)
 
     def read(self, buffer, offset, nbytes):
         """The bytes buffer[offset:offset + nbytes] (waits for the work recorded so far)."""
@@ -233,7 +234,7 @@ class Device:
         """Submit the commands recorded so far (the parameter arena written first)."""
         if self._arena_used:
             used, self._arena_used = self._arena_used, 0
-            self._write(self._arena, 0, memoryview(self._arena_data)[:used])
+            self._write(self._arena[0], 0, memoryview(self._arena[1])[:used])
         if self._encoder is not None:
             enc, self._encoder, self._pending = self._encoder, None, 0
             self._submit(enc)

@@ -306,24 +306,23 @@ def _resolve_operand(x):
 
 @functools.lru_cache(maxsize=4096)
 def _binary_loop(op, tx, ty):
-    """numpy's loop dtypes of binary op on operands resolving to tx, ty (memoized)."""
-    return BINARY_UFUNC[op].resolve_dtypes((tx, ty, None))
+    """(loop input dtype, its compute type, output dtype) of numpy's loop of binary op on
+    operands resolving to tx, ty (memoized: a training step asks the same ones)."""
+    loop = BINARY_UFUNC[op].resolve_dtypes((tx, ty, None))
+    return loop[0], compute_of(loop[0]), np.dtype(loop[2])
 
 
 def resolve_binary(op, x, y):
     """(compute type, output dtype) of binary op on operands x, y (arrays or numbers)."""
-    loop = _binary_loop(op, _resolve_operand(x), _resolve_operand(y))
-    ctype = compute_of(loop[0])
+    loop_in, ctype, out_dtype = _binary_loop(op, _resolve_operand(x), _resolve_operand(y))
     if op in COMPARISONS and ctype in ("i32", "u32"):
         # numpy compares a Python int beyond the loop's range by value: do so exactly in doubles
         for v in (x, y):
             if isinstance(v, int) and not isinstance(v, bool):
-                info = np.iinfo(loop[0])
+                info = np.iinfo(loop_in)
                 if not info.min <= v <= info.max:
                     ctype = "f64"
-    if op in ("mod", "rem") and ctype == "i32" and np.dtype(loop[0]).itemsize < 4:
-        pass
-    return ctype, np.dtype(loop[2])
+    return ctype, out_dtype
 
 
 def resolve_unary(op, x):

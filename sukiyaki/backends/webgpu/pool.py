@@ -71,14 +71,16 @@ class BufferPool:
             self.pooled -= size
             if usable is None or usable(buf):
                 self.reused += 1
-                self._count(size)
+                self.in_use += size
+                if self.in_use > self.peak:
+                    self.peak = self.in_use
                 return buf
         return None
 
     def give(self, buf):
         """Keep buf (no longer used by any array) for reuse; drop the oldest kept ones past the limit."""
         size = buf.size
-        self.in_use = max(0, self.in_use - size)
+        self.in_use = self.in_use - size if self.in_use > size else 0
         heapq.heappush(self._free.setdefault(size, []), (id(buf), buf))
         self._age[id(buf)] = buf
         self.pooled += size
