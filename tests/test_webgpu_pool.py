@@ -101,6 +101,9 @@ def test_uploads_small_and_large_hold_their_bytes(be, monkeypatch):
     got.append(be.from_numpy(big))
     for a, g in zip(small + [np.arange(5, dtype=np.uint8), big], got):
         np.testing.assert_array_equal(be.to_numpy(g), a)
+    pooled = be.device.pool.pooled
+    del got[-1]  # a large upload's buffer is not kept (no later upload would take it)
+    assert be.device.pool.pooled == pooled
 
 
 @webgpu

@@ -39,6 +39,8 @@ Example:
     (8, (4, 12, 2))
 """
 
+import weakref
+
 from sukiyaki.backends.webgpu.pool import BufferPool
 
 #: Commands recorded before the encoder is submitted even without a read.
@@ -100,6 +102,7 @@ class Device:
         self._arena = None  # the parameter arena: (buffer, its bytes on the host, as many)
         self._arena_used = 0  # bytes of it placed since the last submit
         self.pool = BufferPool()
+        self._unpooled = weakref.WeakSet()  # buffers of large uploads: dropped when given back
 
     # --- buffers ---
     def _check_size(self, size):
@@ -129,7 +132,12 @@ class Device:
         return buf
 
     def recycle(self, buffer):
-        """Give back a buffer no array uses any more: the pool hands it out again (see pool.py)."""
+        """Give back a buffer no array uses any more: the pool hands it out again (see pool.py),
+        except one of a large upload (no later upload takes it: each makes its own)."""
+        if buffer in self._unpooled:
+            self._unpooled.discard(buffer)
+            self.pool.forget(buffer.size)
+            return
         self.pool.give(buffer)
 
     def release_pool(self):
@@ -154,6 +162,7 @@ class Device:
         self._check_size(len(mv))
         buf = self._create_with_data(mv)
         self.pool.handed_out(len(mv))
+        self._unpooled.add(buf)
         return buf
 
     def params(self, data):
