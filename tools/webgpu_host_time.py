@@ -6,8 +6,9 @@ Each timed step starts with the device idle (synchronised) and is timed from its
 return (the last command recorded; submits made on the way included), wall and the Python
 thread's CPU time (on a CPU adapter such as lavapipe the device's threads share the cores,
 so the wall time counts their work too: the CPU time is the host's own), then the device is
-synchronised apart. Medians and least values are printed (the least: the least disturbed). The dispatch count is that of one step.
-``--profile``: cProfile of the recording of a few steps (sorted by own time), to see what costs.
+synchronised apart. Medians and least values are printed (the least: the least disturbed).
+The dispatch count is that of one step. ``--profile``: cProfile of the recording of a few
+steps (sorted by own time), to see what costs.
 
 Usage:
     python tools/webgpu_host_time.py --net vgg16 --batch 2 --image 40 --steps 10
