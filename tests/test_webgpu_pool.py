@@ -45,7 +45,8 @@ def test_pool_takes_by_size_lowest_id_first_and_keeps_a_bounded_amount():
 @pytest.fixture(scope="module")
 def be():
     if "webgpu" not in available_backends():
-        pytest.skip("the webgpu backend is not available here")
+        pytest.skip("the webgpu backend is not available here: needs the wgpu package and a WebGPU adapter "
+                    "(runs on lavapipe in CI, or on a GPU)")
     return get_backend("webgpu")
 
 

@@ -259,7 +259,7 @@ def test_the_spans_go_to_the_threads(threads, monkeypatch):
     assert calls == [(4099, threads)] * 2  # the maximum, then the codes
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX: runs on Linux, macOS)")
 def test_a_forked_child_makes_its_own_threads():
     """A child forked after the pool has started still codes on threads (its own, new pool)."""
     import multiprocessing
