@@ -238,11 +238,103 @@ def profile_step(net_name, batch, top=25):
         print(f"  {t * 1e3:9.2f}  {net * 1e3:9.2f}  {count[label]:5d} x  {net / count[label] * 1e3:9.3f} ms  {label}")
 
 
+def gpu_profile_step(net_name, batch, top=30):
+    """Print the webgpu kernels of one training step by GPU time, from timestamp queries (each
+    dispatch recorded in a compute pass of its own, its start and end stamped by the GPU; the
+    step otherwise as in training). False where the device lacks the 'timestamp-query'
+    feature (set SUKIYAKI_WEBGPU_TIMESTAMPS=1 before the backend starts to ask for it)."""
+    from collections import Counter
+
+    from sukiyaki.backends import get_backend
+
+    backend = get_backend("webgpu")
+    dev = backend.device
+    gpu = getattr(dev, "_device", None)
+    if gpu is None or "timestamp-query" not in gpu.features:
+        return False
+    wgpu = dev._wgpu
+    cap = 2048  # dispatches stamped (a query set holds at most 4096 stamps)
+    queries = gpu.create_query_set(type=wgpu.QueryType.timestamp, count=2 * cap)
+    resolved = gpu.create_buffer(size=16 * cap, usage=wgpu.BufferUsage.QUERY_RESOLVE | wgpu.BufferUsage.COPY_SRC)
+    keys = {id(pipe): key for key, pipe in backend.launcher._pipelines.items()}
+    records = []
+    plain = dev._record_dispatch
+
+    def stamped(enc, pipeline, bindings, groups):
+        pipe, bgl, dynamic = pipeline
+        i = len(records)
+        if i >= cap:
+            return plain(enc, pipeline, bindings, groups)
+        dev._end_pass()
+        group = dev._groups.get(bgl, bindings, dynamic)
+        cp = enc.begin_compute_pass(timestamp_writes={"query_set": queries, "beginning_of_pass_write_index": 2 * i,
+                                                      "end_of_pass_write_index": 2 * i + 1})
+        cp.set_pipeline(pipe)
+        cp.set_bind_group(0, group, [bindings[-1][1]] if dynamic else [])
+        cp.dispatch_workgroups(*groups)
+        cp.end()
+        key = keys.get(id(pipeline)) or (pipe.label,)
+        records.append((str(key)[:110], max(size for _, _, size in bindings[:-1] or bindings), tuple(groups)))
+
+    sync = synchronizer(backend)
+    _, step = make_net("webgpu", net_name, batch)
+    step()
+    sync()
+    keys.update({id(pipe): key for key, pipe in backend.launcher._pipelines.items()})
+    dev._record_dispatch = stamped
+    try:
+        step()
+        sync()
+    finally:
+        dev._record_dispatch = plain
+    n = len(records)
+    enc = gpu.create_command_encoder()
+    enc.resolve_query_set(queries, 0, 2 * n, resolved, 0)
+    gpu.queue.submit([enc.finish()])
+    ticks = np.frombuffer(gpu.queue.read_buffer(resolved, 0, 16 * n), np.uint64).astype(np.float64)
+    try:
+        from wgpu.backends.wgpu_native import lib
+
+        period = float(lib.wgpuQueueGetTimestampPeriod(gpu.queue._internal))
+    except (ImportError, AttributeError):
+        period = 1.0
+    ms = (ticks[1::2] - ticks[0::2]) * period * 1e-6
+    span = (ticks[-1] - ticks[0]) * period * 1e-6
+    spent, count = Counter(), Counter()
+    by_label = Counter()
+    for (key, _, _), t in zip(records, ms):
+        spent[key] += t
+        count[key] += 1
+        by_label[key.split(",")[0].strip("('\"")] += t
+    print(f"gpu profile {net_name} b{batch}: {n} dispatches, {ms.sum():.1f} ms of kernels (GPU timestamps, "
+          f"period {period} ns), first start to last end {span:.1f} ms")
+    print("  by kernel: " + ", ".join(f"{k} {v:.1f}" for k, v in by_label.most_common()))
+    print(f"  {'ms':>8}  {'count':>5}  key")
+    for key, t in spent.most_common(top):
+        print(f"  {t:8.2f}  {count[key]:5d}  {key}")
+    print("  slowest dispatches (ms, largest binding MiB, workgroups, key):")
+    for i in np.argsort(-ms)[:top]:
+        key, nbytes, groups = records[i]
+        print(f"  {ms[i]:8.3f}  {nbytes / 2**20:9.1f}  {str(groups):>16}  {key}")
+    return True
+
+
 def train_rate(device, net_name, batch, repeats):
     from sukiyaki.backends import get_backend
 
     _, step = make_net(device, net_name, batch)
     return median_rate(step, synchronizer(get_backend(device)), batch, repeats)
+
+
+def submitting_every(every, fn, *args):
+    """fn(*args) with the webgpu device submitting its command encoder every ``every`` commands."""
+    from sukiyaki.backends.webgpu import device
+
+    saved, device.SUBMIT_EVERY = device.SUBMIT_EVERY, every
+    try:
+        return fn(*args)
+    finally:
+        device.SUBMIT_EVERY = saved
 
 
 def main(argv=None):
@@ -254,6 +346,9 @@ def main(argv=None):
     p.add_argument("--kernels", default=KERNELS,
                    help="webgpu float32 matmul kernels to measure forced, beside auto ('' for none)")
     p.add_argument("--profile", default="", help="nets whose webgpu training step is profiled kernel by kernel")
+    p.add_argument("--submit-every", default="",
+                   help="comma-separated command counts: the webgpu training rows again with the device "
+                        "submitting its encoder every that many commands (default: device.SUBMIT_EVERY)")
     p.add_argument("--no-cuda", action="store_true", help="webgpu alone (no CUDA backend here)")
     p.add_argument("--quick", action="store_true",
                    help="the issue's figures in one go: --vgg-batch 32 --repeats 3 --profile lenet,vgg16")
@@ -293,6 +388,9 @@ def main(argv=None):
             cuda = peer(train_rate, name, batch, args.repeats)
             ours = train_rate("webgpu", name, batch, args.repeats)
             rows.append((f"{name} b{batch} train (img/s)", ours, cuda, 0.3 if name == "vgg16" else None))
+            for every in [int(x) for x in args.submit_every.split(",") if x]:
+                rate = submitting_every(every, train_rate, "webgpu", name, batch, args.repeats)
+                rows.append((f"  submit every {every}", rate, cuda, None))
         except Exception as exc:
             print(f"{name}: failed: {type(exc).__name__}: {str(exc)[:500]}")
     print(f"{'task':<32} {'webgpu':>10} {'cuda':>10} {'ratio':>6} {'goal':>6}")
@@ -301,7 +399,9 @@ def main(argv=None):
         print(f"{task:<32} {ours:10.3f} {cuda:10.3f} {ours / cuda:6.2f} {verdict}")
     for name in [x for x in args.profile.split(",") if x]:
         try:
-            profile_step(name, 64 if name == "lenet" else args.vgg_batch)
+            batch = 64 if name == "lenet" else args.vgg_batch
+            if not gpu_profile_step(name, batch):
+                profile_step(name, batch)
         except Exception as exc:
             print(f"profile {name}: failed: {type(exc).__name__}: {str(exc)[:500]}")
     return 0

@@ -209,6 +209,46 @@ def test_the_rule():
         choose(8, 8, 8, 1, kernel="fast")
 
 
+def test_the_rule_for_weight_gradients():
+    """fill (a sum over the batch): few 128-blocks of a long contraction are split into about
+    FILL_GROUPS workgroups, each split >= SPLIT_MIN_K; where even that leaves too few blocks,
+    the plain rule."""
+    from sukiyaki.backends.webgpu.matmul import FILL_GROUPS, SPLIT_MIN_K, choose
+
+    plain = choose(4608, 512, 25088, 1, workgroup_limit=49152)
+    kernel, S, ks = choose(4608, 512, 25088, 1, workgroup_limit=49152, fill=True)
+    assert plain[1] == 1 and kernel == "db128k16" and 36 * 4 * S >= FILL_GROUPS and S * ks >= 25088
+    assert ks >= SPLIT_MIN_K and ks % 16 == 0
+    assert choose(4608, 512, 25088, 1, workgroup_limit=49152, fill=True, max_partial=4 * 4608 * 512 * 2)[1] <= 2
+    assert choose(27, 64, 401408, 1, workgroup_limit=49152, fill=True) == choose(27, 64, 401408, 1, workgroup_limit=49152)
+    assert choose(8, 8, 8, 1, fill=True)[0] == "simple"
+
+
+@pytest.mark.parametrize("M,N,K,kd", [(300, 260, 4100, 410), (130, 40, 3000, 300), (20, 70, 1200, 12),
+                                      (300, 129, 2048, 2048)])
+def test_weight_gradient_products(be, M, N, K, kd):
+    """A weight gradient's product (fill): k runs over positions (kd) and samples, A and B
+    k-contiguous, split to fill the GPU; equal to the reference, accumulating or not."""
+    from sukiyaki.backends.webgpu import matmul as MM
+
+    if (M, kd) == (300, 410):  # the fill rule's split (where the device has the 128-row kernel)
+        limit = be.launcher.device.limits.get("max-compute-workgroup-storage-size") or MM.WORKGROUP_BYTES
+        kernel, S, _ = MM.choose(M, N, K, 1, workgroup_limit=limit, fill=True)
+        assert S > 8 and kernel.startswith("db"), (kernel, S)
+    rng = np.random.default_rng(M + K)
+    nb = -(-K // kd)
+    a = (kd, 1, kd, M * kd, 0, 0)  # A(i, k) at k % kd + kd i + M kd (k / kd): columns (P, Kd, n)
+    b = (kd, 1, kd, N * kd, 0, 0)
+    c = (1, M, 0, 0)
+    Af = rng.standard_normal(M * kd * nb).astype(np.float32)
+    Bf = rng.standard_normal(N * kd * nb).astype(np.float32)
+    for accumulate in (False, True):
+        Cf = rng.standard_normal(M * N).astype(np.float32)
+        C = be.from_numpy(Cf)
+        MM.gemm(be, C, be.from_numpy(Af), be.from_numpy(Bf), M, N, K, a, b, c, accumulate=accumulate, fill=True)
+        assert close(be.to_numpy(C), reference_gemm(Cf, Af, Bf, M, N, K, a, b, c, (1, 1), accumulate)), accumulate
+
+
 @pytest.mark.parametrize("kernel", ("auto",) + KERNELS, indirect=True)
 def test_a_column_does_not_depend_on_the_others(be, kernel):
     """The bits of a column of W X are those of W times that column alone (so a sample's

@@ -59,6 +59,9 @@ TARGET_GROUPS = 256
 SMALL = 1 << 18
 #: The shortest stretch of k a split of split-K sums.
 SPLIT_MIN_K = 256
+#: Workgroups a product summed over a batch (``fill``: a weight gradient) is split for: about
+#: four waves of two 128 x 128 blocks on each of an H200's 132 multiprocessors.
+FILL_GROUPS = 1024
 
 
 def _blocks(name, M, N, Z):
@@ -66,7 +69,7 @@ def _blocks(name, M, N, Z):
     return -(-M // (16 * tm)) * -(-N // (16 * tn)) * Z
 
 
-def choose(M, N, K, Z, kernel=None, max_partial=None, workgroup_limit=WORKGROUP_BYTES):
+def choose(M, N, K, Z, kernel=None, max_partial=None, workgroup_limit=WORKGROUP_BYTES, fill=False):
     """(kernel, S, ks) of a float32 product: the kernel's name, the number of splits of the
     contraction and the k of each (S = 1: no split).
 
@@ -80,11 +83,22 @@ def choose(M, N, K, Z, kernel=None, max_partial=None, workgroup_limit=WORKGROUP_
     benchmarks/webgpu_native.py --kernels: db128k16 40.9, db128x64 37.6, db128 31.1, t64 25.9,
     t128 3.2, cuBLAS 51.4). Every kernel sums the k of a split in order, and the splits depend
     on M, N and K alone, so a sample's result does not depend on how many samples share the
-    product (the batch Z, or N up to 64 columns)."""
+    product (the batch Z, or N up to 64 columns).
+
+    ``fill``: a product whose contraction runs over the samples (a weight gradient: the
+    result is a sum over the batch anyway), whose few large blocks of a long contraction
+    would leave most of a GPU idle: the 128-row kernel, split into enough pieces for about
+    FILL_GROUPS workgroups (the batch Z counted), each of at least SPLIT_MIN_K values of k.
+    H200, VGG16's conv4 weight gradient (4608 x 512 x 25088): 144 blocks unsplit took 9.9 ms."""
     kernel = kernel or KERNEL
     if kernel not in TILED and kernel not in DB.DB and kernel not in ("simple", "auto"):
         raise ValueError(f"gemm: unknown float32 kernel {kernel!r} (auto, simple, {', '.join(TILED)}, "
                          f"{', '.join(DB.DB)})")
+    big = "db128k16" if DB.DB["db128k16"].workgroup_bytes <= workgroup_limit else "db128x64"
+    if fill and kernel == "auto":
+        got = _choose_fill(M, N, K, Z, max_partial, big)
+        if got is not None:
+            return got
     blocks = _blocks("t64", M, N, 1)
     S = 1
     if blocks < TARGET_GROUPS and K >= 2 * SPLIT_MIN_K:
@@ -92,7 +106,6 @@ def choose(M, N, K, Z, kernel=None, max_partial=None, workgroup_limit=WORKGROUP_
         if max_partial is not None:
             S = max(1, min(S, max_partial // max(1, 4 * M * N * Z)))
     if kernel == "auto":
-        big = "db128k16" if DB.DB["db128k16"].workgroup_bytes <= workgroup_limit else "db128x64"
         bm, bn = DB.DB[big].block
         if S == 1 and M * N * K < SMALL:
             kernel = "simple"
@@ -102,9 +115,29 @@ def choose(M, N, K, Z, kernel=None, max_partial=None, workgroup_limit=WORKGROUP_
             kernel = "t64"
     if kernel == "simple":
         return kernel, 1, K
+    return _splits(kernel, K, S)
+
+
+def _splits(kernel, K, S):
+    """(kernel, S, ks): k of each split a multiple of 16, S recounted from it."""
     ks = max(16, -(-(-(-K // S)) // 16) * 16)
     S = -(-K // ks) if K else 1
     return kernel, S, ks
+
+
+def _choose_fill(M, N, K, Z, max_partial, big):
+    """choose's rule for a ``fill`` product on kernel ``big``; None where its blocks, split as
+    far as K allows, are too few for it (the plain rule then)."""
+    bm, bn = DB.DB[big].block
+    blocks = -(-M // bm) * -(-N // bn) * Z
+    S = 1
+    if blocks < FILL_GROUPS and K >= 2 * SPLIT_MIN_K:
+        S = min(-(-FILL_GROUPS // blocks), K // SPLIT_MIN_K, 64)
+        if max_partial is not None:
+            S = max(1, min(S, max_partial // max(1, 4 * M * N * Z)))
+    if blocks * S < TARGET_GROUPS // 2:
+        return None
+    return _splits(big, K, S)
 
 
 def tiled_code(name):
@@ -136,7 +169,7 @@ def tiled_code(name):
                     f"{ind}    {x}v{r} = 0.0f;",
                     f"{ind}    if ({x}ok{r} && k < kend) {{",
                     f"{ind}        var ko = k * {s_k};",
-                    f"{ind}        if (split) {{ ko = k_offset(k, kd, {s_k}, {s_b}); }}",
+                    f"{ind}        if (split) {{ {DB.split_offset(f'{x}s{r}.y', s_k, s_b)} }}",
                     f"{ind}        {x}v{r} = bitcast<f32>({buf}[{x}row{r} + ko]);",
                     f"{ind}    }}",
                     f"{ind}}}"]
@@ -144,7 +177,8 @@ def tiled_code(name):
 
     lines = {"SETUP": setup("a", la, "BM", "a_rows", "M", "abase", "a_si", "a_sk", "a_sb", "AP", "i0")
              + setup("b", lb, "BN", "b_cols", "N", "bbase", "b_sj", "b_sk", "b_sb", "BP", "j0"),
-             "LOAD": load("a", la, "kn", "a_sk", "a_sb", " " * 12) + load("b", lb, "kn", "b_sk", "b_sb", " " * 12),
+             "LOAD": [" " * 12 + DB.SPLIT_ADVANCE] + load("a", la, "kn", "a_sk", "a_sb", " " * 12)
+             + load("b", lb, "kn", "b_sk", "b_sb", " " * 12),
              "TO_SHARED": [f"        AS[aw{r}][ac{r}] = av{r};" for r in range(la)]
              + [f"        BS[bw{r}][bc{r}] = bv{r};" for r in range(lb)]}
     acc = [(ha, hb, q) for ha in range(tm // 4) for hb in range(tn // 4) for q in range(4)]
@@ -230,7 +264,7 @@ def _naive_body(ctype, kind, out_dtype):
 
 
 def gemm(be, C, A, B, M, N, Kdim, a, b, c, batch=(1, 1), accumulate=False, c_range=None, a_range=None,
-         b_range=None):
+         b_range=None, fill=False):
     """C(i, j) (+)= sum_k A(i, k) B(k, j) over a batch.
 
     Args:
@@ -241,6 +275,8 @@ def gemm(be, C, A, B, M, N, Kdim, a, b, c, batch=(1, 1), accumulate=False, c_ran
         c: (si, sj, z1, z2) strides of C.
         batch: (Z1, Z2), the batch z = z1 + Z1 z2.
         *_range: (buffer, byte_offset, nbytes) to bind instead of the whole array.
+        fill: a sum over the batch of samples (a weight gradient): split to fill the GPU
+            (see :func:`choose`).
     """
     Z1, Z2 = batch
     if M == 0 or N == 0 or Z1 * Z2 == 0:
@@ -253,7 +289,7 @@ def gemm(be, C, A, B, M, N, Kdim, a, b, c, batch=(1, 1), accumulate=False, c_ran
     outs = [c_range or C]
     ins = [a_range or A, b_range or B]
     if C.dtype == np.float32 and A.dtype == np.float32 and B.dtype == np.float32:
-        _gemm_f32(be, outs, ins, params, M, N, Kdim, Z1, Z2, c, accumulate)
+        _gemm_f32(be, outs, ins, params, M, N, Kdim, Z1, Z2, c, accumulate, fill)
         return
     ctype = E.compute_of(C.dtype)
     key = ("matmul_naive", ctype, A.kind, C.dtype.str)
@@ -261,13 +297,13 @@ def gemm(be, C, A, B, M, N, Kdim, a, b, c, batch=(1, 1), accumulate=False, c_ran
             M * N * Z1 * Z2, outs, ins, params)
 
 
-def _gemm_f32(be, outs, ins, params, M, N, Kdim, Z1, Z2, c, accumulate):
+def _gemm_f32(be, outs, ins, params, M, N, Kdim, Z1, Z2, c, accumulate, fill=False):
     launcher = be.launcher
     ranges_out = [be._range(x) if not isinstance(x, tuple) else x for x in outs]
     ranges_in = [be._range(x) if not isinstance(x, tuple) else x for x in ins]
     Z = Z1 * Z2
     limit = launcher.device.limits.get("max-compute-workgroup-storage-size") or WORKGROUP_BYTES
-    kernel, S, ks = choose(M, N, Kdim, Z, max_partial=launcher.max_binding, workgroup_limit=limit)
+    kernel, S, ks = choose(M, N, Kdim, Z, max_partial=launcher.max_binding, workgroup_limit=limit, fill=fill)
     if kernel == "simple":
         pipe = launcher.pipeline(("matmul_f32",), lambda: K.assemble("matmul", ["C"], ["A", "B"]), 1, 2)
         launcher.launch(pipe, M * N * Z, ranges_out, ranges_in, params, groups=(-(-M // 32), -(-N // 32), Z))
@@ -309,11 +345,9 @@ def matmul(be, x, y, trans_x=False, trans_y=False):
     dtype = np.result_type(x.dtype, y.dtype)
     x = be.astype(x, dtype)
     y = be.astype(y, dtype)
-    out = be._new((M, N), dtype)
-    if out.size == 0:
-        return out
-    if Kx == 0:
+    if M * N == 0 or Kx == 0:
         return be.full((M, N), 0, dtype)
+    out = be._new((M, N), dtype, zero=False)  # the product writes every element
     a = (x.shape[0], 1, _BIG, 0, 0, 0) if trans_x else (1, x.shape[0], _BIG, 0, 0, 0)
     b = (1, y.shape[0], _BIG, 0, 0, 0) if trans_y else (y.shape[0], 1, _BIG, 0, 0, 0)
     gemm(be, out, x, y, M, N, Kx, a, b, (1, M, 0, 0))

@@ -62,6 +62,21 @@ DB = {"db128": Config(16, 16, 2, 2, 8), "db128x64": Config(16, 8, 2, 2, 8), "db6
 XYZW = "xyzw"
 
 
+#: A split contraction (k = kr + kd kb, e.g. positions and samples of a weight gradient) is
+#: addressed without a division per load where kd >= BK: each kernel keeps km, kq = kn % kd,
+#: kn / kd of its slice start kn, moved on by BK a slice (:data:`SPLIT_ADVANCE`), and a load
+#: d past kn wraps at most once (:func:`split_offset`); k_offset's division where kd < BK.
+SPLIT_ADVANCE = "if (split && kd >= BK) { km = km + BK; if (km >= kd) { km = km - kd; kq = kq + 1u; } }"
+
+
+def split_offset(d, s_k, s_b):
+    """WGSL statement setting ``ko`` to the offset of k = kn + d of a split contraction (see
+    SPLIT_ADVANCE; the same offset as ``k_offset(k, kd, s_k, s_b)``)."""
+    return (f"if (kd >= BK) {{ let wrap = km + {d} >= kd; "
+            f"ko = (km + {d} - select(0u, kd, wrap)) * {s_k} + (kq + select(0u, 1u, wrap)) * {s_b}; }} "
+            f"else {{ ko = k_offset(k, kd, {s_k}, {s_b}); }}")
+
+
 def _check(cfg):
     bm, bn = cfg.block
     for n in (bm, bn, bm // 4, bn // 4, cfg.bk, cfg.bk // 4):
@@ -145,7 +160,7 @@ def _checked_parts(x, cfg, rows):
                  f"    {x}v{r} = 0.0f;",
                  f"    if ({x}ok{r} && k < kend) {{",
                  f"        var ko = k * {sk};",
-                 f"        if (split) {{ ko = k_offset(k, kd, {sk}, {sb}); }}",
+                 f"        if (split) {{ {split_offset(f'{x}k{r}', sk, sb)} }}",
                  f"        {x}v{r} = bitcast<f32>({X}[{x}row{r} + ko]);",
                  "    }",
                  "}"]
@@ -170,7 +185,7 @@ def code(name, var):
         raise ValueError(f"matmul_db: unknown variant {var!r} (checked, fast-rr, fast-rk, fast-kr, fast-kk)")
     acc = [(h, g, q) for h in range(cfg.mv) for g in range(cfg.nv) for q in range(4)]
     lines = {"SETUP": sa + sb, "LOAD_FIRST": ["    " + x for x in la + lb],
-             "LOAD": [" " * 12 + x for x in la + lb], "TO_SHARED0": ta(0) + tb(0), "TO_SHARED1": ta(1) + tb(1),
+             "LOAD": [" " * 12 + x for x in [SPLIT_ADVANCE] + la + lb], "TO_SHARED0": ta(0) + tb(0), "TO_SHARED1": ta(1) + tb(1),
              "ACC": [f"    var c{h}{g}{q} = vec4<f32>(0.0f);" for h, g, q in acc]}
     for buf in (0, 1):
         prod = []

@@ -5,7 +5,8 @@ with wgpu's calls; the interface, the recording policy and every shader above ar
 The adapter is wgpu's default (high-performance) one, but not its OpenGL fallback unless
 ``SUKIYAKI_WEBGPU_ALLOW_GL=1``; the device is made with the adapter's own buffer limits (Mesa's
 lavapipe: 2 GiB buffers, 128 MiB bindings). Without ``XDG_RUNTIME_DIR`` (Mesa warns), a
-private 0700 folder is set for it.
+private 0700 folder is set for it. ``SUKIYAKI_WEBGPU_TIMESTAMPS=1`` asks for the
+'timestamp-query' feature where the adapter has it (GPU timings of kernels, for profiling).
 
 Recording a dispatch is kept cheap on the host (it is most of a training step's host time):
 bind groups are memoized by what they bind (:class:`BindGroups`; the pool of pool.py hands
@@ -73,7 +74,10 @@ class Device(_Device):
             value = _limit(adapter.limits, name)
             if value is not None:
                 want[name] = value
-        self._device = adapter.request_device_sync(required_limits=want)
+        # GPU timestamps, for profiling (benchmarks/webgpu_native.py --profile), only when asked
+        stamps = os.environ.get("SUKIYAKI_WEBGPU_TIMESTAMPS") == "1" and "timestamp-query" in adapter.features
+        self._device = adapter.request_device_sync(required_limits=want,
+                                                   required_features=["timestamp-query"] if stamps else [])
         self._adapter = adapter
         info = adapter.info
         self.info = {k: info.get(k, "") for k in INFO_KEYS}

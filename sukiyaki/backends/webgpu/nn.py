@@ -126,7 +126,7 @@ class Kernels:
                 cols = cached if (cached is not None and chunk >= n) else self._im2col(x, spec, n0, nc)
                 gemm(be, dw, cols, dy, Kg, og, P * nc,
                      a=(P, 1, P, P * Kd, P * Kg, 0), b=(P, 1, P, P * O, P * og, 0), c=(1, Kg, Kg * og, 0),
-                     batch=(G, 1), accumulate=n0 > 0, b_range=dy_r)
+                     batch=(G, 1), accumulate=n0 > 0, b_range=dy_r, fill=True)
             if need_dx:
                 dcols = be._scratch_f32(P * Kd * nc, "dcols")
                 gemm(be, dcols, dy, w, P, Kg, og,

@@ -51,6 +51,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let abase = off(1u) + z1 * m(8u) + z2 * m(9u);
     let bbase = off(2u) + z1 * m(13u) + z2 * m(14u);
     let split = kd < K;
+    var km = 0u;  // kn % kd and kn / kd of the slice start kn (split: see matmul_db.SPLIT_ADVANCE)
+    var kq = 0u;
+    if (split) { km = kbeg % kd; kq = kbeg / kd; }
 $SETUP
 $ACC
     var kn = kbeg;

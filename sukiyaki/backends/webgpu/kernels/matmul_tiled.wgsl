@@ -59,6 +59,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let a_rows = a_si == 1u;
     let b_cols = b_sj == 1u;
     let split = kd < K;
+    var km = 0u;  // kn % kd and kn / kd of the slice start kn (split: see matmul_db.SPLIT_ADVANCE)
+    var kq = 0u;
+    if (split) { km = kbeg % kd; kq = kbeg / kd; }
 $SETUP
 $ACC
     for (var k0 = kbeg; k0 < kend; k0 = k0 + BK) {
