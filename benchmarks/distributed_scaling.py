@@ -76,6 +76,14 @@ references:
 - floor = max(S/(N r), (d+u)/Lw, N (d+u)/Ls): the same with the transfers wholly overlapped with
   the compute, what no schedule can beat on these links.
 
+And a round timeline per point (``benchmarks/_round_probe.py``): the CPU time and the lag of the
+coordinator's event-loop thread, and when, from the round's start, the new weights were encoded,
+the last PARAMS part left the coordinator and reached the workers, the last worker finished
+computing and sent its RESULT, and the coordinator took it and had its sums; with each worker's
+download and upload spans beside what its link alone needs. The simulated workers note their
+events on the system's monotonic clock (written to a file when their process ends); nothing of
+this changes what is sent or computed.
+
 Goals (the issue's): P 8bit >= 3.8x at 4 workers and >= 7x at 8; L local >= 6.5x at 8; L 8bit
 within 15% of the link bound; local steps move >= 50x fewer bytes per sample than fp32.
 
@@ -114,6 +122,7 @@ import numpy as np  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from _measure import machine_line, median, peak_rss_mb  # noqa: E402
+from _round_probe import CoordinatorProbe, WorkerTrace, load_traces, print_timelines, save_traces, timeline  # noqa: E402
 from sukiyaki.distributed import codec as C  # noqa: E402
 from sukiyaki.distributed import codec_threads  # noqa: E402
 from sukiyaki.distributed import protocol as P  # noqa: E402
@@ -165,8 +174,8 @@ _CLOCK = os.sysconf("SC_CLK_TCK")
 
 class RoundClock:
     """Records, at the end of each round, the time, the CPU time of this process (the coordinator:
-    every thread of it) and of the simulated workers' process (``child``, when there is one), and
-    the bytes moved.
+    every thread of it) and of the simulated workers' process (``child``, when there is one), the
+    bytes moved, and the CPU time of the event loop's thread (the rounds end on it).
 
     It wraps the state's ``_finish_round`` (on this instance only; behaviour unchanged)."""
 
@@ -198,7 +207,7 @@ class RoundClock:
     def _mark(self):
         s = self.server
         coord, sim = process_cpu(), (process_cpu(self.child) if self.child else 0.0)
-        return (time.monotonic(), coord, s.bytes_in if s else 0, s.bytes_out if s else 0, sim)
+        return (time.monotonic(), coord, s.bytes_in if s else 0, s.bytes_out if s else 0, sim, time.thread_time())
 
     def start(self):
         self.marks = [self._mark()]
@@ -435,6 +444,18 @@ class SimWorker(Worker):
         self._shapes = dict(sim.layout)
         self._total = sum(self._sizes.values())
         self._flops = sum(f for _, _, f in sim.layers)
+        self.trace = WorkerTrace()  # when its tasks' events happened (benchmarks/_round_probe.py)
+
+    async def on_task(self, frame):
+        self.trace.note(frame.fields["iteration"], "task")
+        await super().on_task(frame)
+
+    async def send(self, kind, fields, tensors=()):
+        if kind == P.GRADS:
+            self.trace.note(fields["iteration"], "grads_first", first=True)
+        await super().send(kind, fields, tensors)
+        if kind == P.RESULT:
+            self.trace.note(fields["iteration"], "result_sent")
 
     async def on_welcome(self, frame):
         f = frame.fields
@@ -455,6 +476,7 @@ class SimWorker(Worker):
             inc.put(p, None)  # counted, not kept
         if f["part"] + 1 >= f["parts"]:
             inc.finish()
+            self.trace.note(f["version"], "params_in")
 
     def _load_from(self, inc, names):
         todo = [n for n in names if n not in self._held]
@@ -483,11 +505,13 @@ class SimWorker(Worker):
             if flops:
                 time.sleep(t * (1 - FORWARD_SHARE) * flops / self._flops)
             self._after_layer(layer)
+        self.trace.note(f["iteration"], "computed")
         return {}, LOSS * f["loss_scale"]
 
     def _local_steps(self, ids, f):
         self._all_weights()
         time.sleep(len(ids) / self.rate)  # the task's samples: its share of all H steps
+        self.trace.note(f["iteration"], "computed")
         return dict.fromkeys(self._sizes), LOSS * f["loss_scale"]
 
     def encode_tensor(self, name, grads=None):
@@ -522,6 +546,8 @@ def sim_child(spec_path):
     threads = [_run_in_thread(w, errors) for w in workers]
     for t in threads:
         t.join()
+    if spec.get("trace"):
+        save_traces(spec["trace"], [w.trace for w in workers])
     for e in errors:
         print(e, file=sys.stderr, flush=True)
     return 1 if errors else 0
@@ -600,10 +626,13 @@ async def _sim_point_logged(net, mode, steps, rate, batch, n, warmup, rounds, si
     clock.after_round = after_round
     server, runner, url = await serve(state, link=Throttle(SERVER_LINK))
     clock.server = server
+    probe = CoordinatorProbe(server)
     samples = batch * steps
     compute = samples / n / rate
     spec = Path(sim.folder) / f"point_{n}.json"
-    spec.write_text(json.dumps({"sim": str(Path(sim.folder) / "sim.json"), "url": url, "rate": rate, "workers": n}))
+    trace = Path(sim.folder) / f"point_{n}.trace.json"
+    spec.write_text(json.dumps({"sim": str(Path(sim.folder) / "sim.json"), "url": url, "rate": rate, "workers": n,
+                                "trace": str(trace)}))
     log = open(Path(sim.folder) / f"point_{n}.log", "w")
     child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--sim-child", str(spec)],
                              stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
@@ -615,6 +644,7 @@ async def _sim_point_logged(net, mode, steps, rate, batch, n, warmup, rounds, si
         if child.poll() is not None:
             raise RuntimeError(f"the simulated workers' process ended: {Path(log.name).read_text()[-2000:]}")
         clock.start()
+        probe.start()
         await server.run_actions(state.resume(time.monotonic()))
         limit = (warmup + rounds) * (compute + 600) + 600
         await wait_for(lambda: server.done.is_set() or child.poll() is not None, limit,
@@ -623,6 +653,7 @@ async def _sim_point_logged(net, mode, steps, rate, batch, n, warmup, rounds, si
             raise RuntimeError(f"every simulated worker left before the run completed (round {len(clock.marks)}); "
                                f"coordinator: {events.lines[-3:]}; workers: {Path(log.name).read_text()[-2000:]}")
     finally:
+        probe.stop()
         await runner.cleanup()
         try:
             if child.wait(timeout=60):
@@ -639,7 +670,8 @@ async def _sim_point_logged(net, mode, steps, rate, batch, n, warmup, rounds, si
     if tasks != done * n:
         print(f"  note: {tasks} tasks for {done * n} expected (reassigned work)", flush=True)
     r.update(workers=n, compute_s=compute, samples=samples, tasks=tasks, warmup=warmup,
-             coordinator_events=events.lines[:20])
+             coordinator_events=events.lines[:20],
+             timeline=timeline(probe, clock.marks, load_traces(trace), warmup, steps))
     for line in events.lines[:5]:
         print(f"  coordinator: {line}", flush=True)
     return r
@@ -748,6 +780,7 @@ def print_sim(out, netname, nparams, quick, rate_scale):
                   f"{r.get('bound_speedup', float('nan')):>9.2f}"
                   f"{r['floor_s']:>8.3f}{r['coord_cpu_s']:>10.3f}{r['sim_cpu_s']:>8.3f}{moved / 1e6:>10.1f}"
                   f"{moved / r['samples'] / 1e3:>10.1f}{rounds:>7}{r['local_steps']:>4}  {paper}")
+        print_timelines(rows, WORKER_LINK / 8)
         enc = {r["mode"]: (r["encode_s"], r["decode_s"], r.get("encode_threads", 1)) for r in rows}
         print("   simulated worker waits (measured once per mode on this machine, before its points): " + ", ".join(
             f"{m} encode {e:.2f} s ({t} codec threads) + decode {d:.2f} s" for m, (e, d, t) in enc.items()))
