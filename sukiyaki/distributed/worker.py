@@ -37,6 +37,7 @@ import numpy as np
 from sukiyaki.distributed import codec as C
 from sukiyaki.distributed import protocol as P
 from sukiyaki.distributed.coordinator.records import STATE_PREFIX
+from sukiyaki.distributed.memory import keep_freed_memory
 from sukiyaki.distributed.streams import Aborted, Incoming, Upload
 from sukiyaki.distributed.transport import AiohttpTransport
 
@@ -124,6 +125,8 @@ class Worker:
     # ------------------------------------------------------------------ connection
     async def run(self):
         """Join and work until stopped (or refused); returns the number of tasks done."""
+        if self.transport.threads:  # native: frames of MiBs come and go every round (not under Pyodide)
+            keep_freed_memory()
         delay = 0.5
         lost = self.transport.errors + (ConnectionError, asyncio.TimeoutError, OSError)
         async with self.transport.session() as session:

@@ -45,6 +45,7 @@ from sukiyaki.distributed import codec as C
 from sukiyaki.distributed import protocol as P
 from sukiyaki.distributed.coordinator.broadcast import Broadcast
 from sukiyaki.distributed.coordinator.checkpoint import checkpoint_bytes
+from sukiyaki.distributed.memory import keep_freed_memory
 from sukiyaki.distributed.coordinator.state import Close, Log, Send, SendParams, WorkerInfo
 from sukiyaki.distributed.coordinator.uploads import encoded_stats
 from sukiyaki.nn.params import atomic_write, save_safetensors
@@ -148,6 +149,7 @@ class CoordinatorServer:
                  pyodide=None, metrics_log=None):
         from sukiyaki.web.server import pyodide_source
 
+        keep_freed_memory()  # frames of MiBs come and go every round: their pages are not faulted in afresh
         self.pyodide = pyodide_source(pyodide)
         self.state = state
         self.link = link  # a Throttle of the coordinator's own link (experiments; None: the real network)
