@@ -139,7 +139,10 @@ def test_db_variant_rule():
     assert variant("db128", 256, 256, 512, 512, col_a, col_b, (0, 0), 256) == "fast-rk"
     assert variant("db128", 256, 256, 512, 512, row_a, row_b, (0, 0), 256) == "fast-kr"
     assert variant("db128", 256, 256, 512, 256, col_a, row_b, (16, 32), 32) == "fast-rr"
-    assert variant("db128", 256, 192, 512, 512, col_a, col_b, (0, 0), 256) == "checked"  # N off the blocks
+    assert variant("db128", 256, 192, 512, 512, col_a, col_b, (0, 0), 256) == "fast-rk-e"  # N off the blocks
+    assert variant("db128", 784, 64, 512, 512, col_a, col_b, (0, 0), 256) == "fast-rk-e"
+    assert variant("db128", 786, 64, 512, 512, col_a, col_b, (0, 0), 256) == "checked"  # M: no vec4 of rows
+    assert variant("db128", 786, 66, 512, 512, row_a, col_b, (0, 0), 256) == "fast-kk-e"
     assert variant("db128x64", 256, 192, 512, 512, col_a, col_b, (0, 0), 256) == "fast-rk"
     assert variant("db64", 256, 256, 520, 528, col_a, col_b, (0, 0), 256) == "checked"  # K off the slices
     assert variant("db128", 256, 256, 512, 512, col_a, col_b, (4, 0), 256) == "checked"  # A not 16-byte aligned
@@ -153,8 +156,8 @@ def test_db_variant_rule():
 @pytest.mark.parametrize("name", DB_KERNELS)
 def test_db_fast_variant_equals_checked_bit_for_bit(be, name, monkeypatch):
     """Each fast variant (A and B each along their rows/columns or along k) against numpy, and
-    the same bits as the checked variant of the same product; batched, accumulating, split-K
-    and an operand at a 16-byte offset included."""
+    the same bits as the checked variant of the same product; batched, accumulating, split-K,
+    an operand at a 16-byte offset, and M, N off the blocks (the edge variants) included."""
     from sukiyaki.backends.webgpu import matmul as MM
     from sukiyaki.backends.webgpu import matmul_db as DB
 
@@ -164,8 +167,8 @@ def test_db_fast_variant_equals_checked_bit_for_bit(be, name, monkeypatch):
     monkeypatch.setattr(DB, "variant", lambda *a: seen.append(pick(*a)) or seen[-1])
     bm, bn = DB.DB[name].block
     rng = np.random.default_rng(len(name))
-    M, N, Z1 = 2 * bm, bn, 2
-    for K in (64, 1024):  # 1024: split-K (S > 1)
+    for M, N, Z1, K, edge in [(2 * bm, bn, 2, 64, ""), (2 * bm, bn, 2, 1024, ""),  # 1024: split-K (S > 1)
+                              (bm + 12, bn + 36, 1, 64, "-e"), (bm - 4, 8, 2, 1024, "-e")]:
         for ta in (False, True):
             for tb in (False, True):
                 a = (K, 1, 1 << 31, 0, M * K, 0) if ta else (1, M, 1 << 31, 0, M * K, 0)
@@ -184,7 +187,7 @@ def test_db_fast_variant_equals_checked_bit_for_bit(be, name, monkeypatch):
                             a_range=(A.buffer, A.byte_offset + 16, 4 * M * K * Z1))
                     got.append(be.to_numpy(C))
                 want = reference_gemm(Cf, Af[4:], Bf, M, N, K, a, b, c, (Z1, 1), True)
-                assert seen[-2] == "fast-" + "rk"[ta] + "kr"[tb] and seen[-1] == "checked", seen[-2:]
+                assert seen[-2] == "fast-" + "rk"[ta] + "kr"[tb] + edge and seen[-1] == "checked", seen[-2:]
                 assert close(got[0], want), (name, K, ta, tb)
                 assert np.array_equal(got[0], got[1]), (name, K, ta, tb)
 

@@ -12,6 +12,10 @@ memory as vec4s; and two variants of the code, picked for each product by :func:
 - ``fast``: the block sizes divide M and N, BK divides the contraction and each split,
   each operand has a unit stride along its rows/columns or along k with the other
   strides and its offset multiples of 4 (one vec4 a global load, no bounds checks);
+- ``fast-..-e`` (edge): the same where the blocks do not divide M or N (a convolution's
+  784 positions): the rows (columns) past the edge read the last ones in range instead
+  (they only reach outputs past the edge, which are not stored), a vec4 along the rows
+  then needs M (N) a multiple of 4; the stores bounded;
 - ``checked``: anything else (one value a load, zeros past the edges, bounded stores).
 
 Both sum the same terms in the same order with ``fma``, so they give the same bits.
@@ -91,41 +95,48 @@ def variant(name, M, N, Kdim, ks, a, b, offsets, align):
     buffers; align: the device's storage-offset alignment."""
     cfg = DB[name]
     bm, bn = cfg.block
-    if not FAST or Kdim <= 0 or M % bm or N % bn or Kdim % cfg.bk or ks % cfg.bk or min(a[2], b[2]) < Kdim or align % 16:
+    if not FAST or Kdim <= 0 or Kdim % cfg.bk or ks % cfg.bk or min(a[2], b[2]) < Kdim or align % 16:
         return "checked"
     way = ""
-    for s, o in ((a, offsets[0]), (b, offsets[1])):
+    for s, o, rows in ((a, offsets[0], M), (b, offsets[1], N)):
         if o % 16 or s[4] % 4 or s[5] % 4:
             return "checked"
-        if s[0] == 1 and s[1] % 4 == 0:
+        if s[0] == 1 and s[1] % 4 == 0 and rows % 4 == 0:
             way += "r"
         elif s[1] == 1 and s[0] % 4 == 0:
             way += "k"
         else:
             return "checked"
-    return "fast-" + way
+    return "fast-" + way + ("-e" if M % bm or N % bn else "")
 
 
-def _fast_parts(x, cfg, rows, way):
-    """(setup, load, to_shared(buf)) of operand x ('a' or 'b') read a vec4 a load."""
+def _fast_parts(x, cfg, rows, way, edge=False):
+    """(setup, load, to_shared(buf)) of operand x ('a' or 'b') read a vec4 a load (edge:
+    rows past M, columns past N, read as the last ones in range)."""
     X = x.upper()
     tile = rows // 4 if way == "r" else cfg.bk // 4  # vec4s along the contiguous axis
     n = rows * cfg.bk // 4 // cfg.threads
     step = cfg.threads // tile  # of the other axis (k or rows) between two loads
-    si, sk, base, lo = ("a_si", "a_sk", "abase", "i0") if x == "a" else ("b_sj", "b_sk", "bbase", "j0")
+    si, sk, base, lo, lim = ("a_si", "a_sk", "abase", "i0", "M") if x == "a" else ("b_sj", "b_sk", "bbase", "j0", "N")
     setup = [f"    let {x}f = li % {tile}u;  // vec4 along the contiguous axis",
              f"    let {x}o = li / {tile}u;  // the other axis"]
     if way == "r":
-        setup += [f"    let {x}p = (({base} + {lo} + {x}o * {sk}) >> 2u) + {x}f;",
+        first = f"min({lo} + 4u * {x}f, {lim} - 4u)" if edge else f"{lo} + 4u * {x}f"
+        setup += [f"    let {x}p = ({base} + {first} + {x}o * {sk}) >> 2u;",
                   f"    let {x}d = {sk} >> 2u;"]
         load = [f"{x}v{r} = {X}[{x}p + kn * {x}d + {step * r}u * {x}d];" for r in range(n)]
 
         def to_shared(buf):
             return [f"    {X}S[{cfg.bk * buf + step * r}u + {x}o][{x}f] = bitcast<vec4<f32>>({x}v{r});" for r in range(n)]
     else:
-        setup += [f"    let {x}p = (({base} + ({lo} + {x}o) * {si}) >> 2u) + {x}f;",
-                  f"    let {x}d = {si} >> 2u;"]
-        load = [f"{x}v{r} = {X}[{x}p + (kn >> 2u) + {step * r}u * {x}d];" for r in range(n)]
+        if edge:  # one row (column) a load: each its own address, clamped
+            setup += [f"    let {x}p{r} = (({base} + min({lo} + {x}o + {step * r}u, {lim} - 1u) * {si}) >> 2u) + {x}f;"
+                      for r in range(n)]
+            load = [f"{x}v{r} = {X}[{x}p{r} + (kn >> 2u)];" for r in range(n)]
+        else:
+            setup += [f"    let {x}p = (({base} + ({lo} + {x}o) * {si}) >> 2u) + {x}f;",
+                      f"    let {x}d = {si} >> 2u;"]
+            load = [f"{x}v{r} = {X}[{x}p + (kn >> 2u) + {step * r}u * {x}d];" for r in range(n)]
 
         def to_shared(buf):
             out = []
@@ -178,11 +189,12 @@ def code(name, var):
     if var == "checked":
         sa, la, ta = _checked_parts("a", cfg, bm)
         sb, lb, tb = _checked_parts("b", cfg, bn)
-    elif var.startswith("fast-") and len(var) == 7 and set(var[5:]) <= set("rk"):
-        sa, la, ta = _fast_parts("a", cfg, bm, var[5])
-        sb, lb, tb = _fast_parts("b", cfg, bn, var[6])
+    elif var.startswith("fast-") and var[7:] in ("", "-e") and set(var[5:7]) <= set("rk"):
+        edge = var.endswith("-e")
+        sa, la, ta = _fast_parts("a", cfg, bm, var[5], edge)
+        sb, lb, tb = _fast_parts("b", cfg, bn, var[6], edge)
     else:
-        raise ValueError(f"matmul_db: unknown variant {var!r} (checked, fast-rr, fast-rk, fast-kr, fast-kk)")
+        raise ValueError(f"matmul_db: unknown variant {var!r} (checked, fast-XY or fast-XY-e, X and Y r or k)")
     acc = [(h, g, q) for h in range(cfg.mv) for g in range(cfg.nv) for q in range(4)]
     lines = {"SETUP": sa + sb, "LOAD_FIRST": ["    " + x for x in la + lb],
              "LOAD": [" " * 12 + x for x in [SPLIT_ADVANCE] + la + lb], "TO_SHARED0": ta(0) + tb(0), "TO_SHARED1": ta(1) + tb(1),
@@ -197,7 +209,7 @@ def code(name, var):
             prod += [f"            c{h}{g}{q} = fma(a{h}, vec4<f32>(b{g}.{XYZW[q]}), c{h}{g}{q});" for h, g, q in acc]
             prod.append("        }")
         lines[f"PRODUCT{buf}"] = prod
-    checked = var == "checked"
+    checked = var == "checked" or var.endswith("-e")  # stores bounded
     store = []
     for h in range(cfg.mv):
         for g in range(cfg.nv):
@@ -222,7 +234,7 @@ def code(name, var):
     subs = {k: "\n".join(v) for k, v in lines.items()}
     subs.update(BK=cfg.bk, BM=bm, BN=bn, AV=bm // 4, BV=bn // 4, KS=2 * cfg.bk, TX=cfg.tx, TY=cfg.ty)
     text = K.assemble("matmul_db", ["C"], ["A", "B"], subs=subs)
-    if not checked:  # the operands read a vec4 at a time
+    if var != "checked":  # the operands read a vec4 at a time
         for x in "AB":
             old = f"var<storage, read> {x}: array<u32>;"
             if old not in text:
