@@ -192,11 +192,11 @@ def print_timelines(rows, worker_link):
           "loop CPU/lag = the coordinator's event-loop thread; out = last PARAMS part out of the coordinator, in = at "
           "the workers; down/up = a worker's download/upload span (its link alone: d/Lw, u/Lw); got = last RESULT "
           "taken; sums = the wait for the sums after it")
-    head = f"{'mode':<7}{'N':>3}" + "".join(f"{name:>10}" for name, _ in COLUMNS) + f"{'d/Lw':>7}{'u/Lw':>7}"
+    head = f"   {'mode':<7}{'N':>3}" + "".join(f"{name:>10}" for name, _ in COLUMNS) + f"{'d/Lw':>7}{'u/Lw':>7}"
     print(head)
-    print("-" * len(head))
+    print("   " + "-" * (len(head) - 3))
     for r in rows:
         t = r["timeline"]
         cells = "".join(f"{'-' if t.get(key) is None else format(t[key], '.3f'):>10}" for _, key in COLUMNS)
         n = r["workers"]
-        print(f"{r['mode']:<7}{n:>3}{cells}{r['bytes_out'] / n / worker_link:>7.2f}{r['bytes_in'] / n / worker_link:>7.2f}")
+        print(f"   {r['mode']:<7}{n:>3}{cells}{r['bytes_out'] / n / worker_link:>7.2f}{r['bytes_in'] / n / worker_link:>7.2f}")
