@@ -149,6 +149,11 @@ def test_db_variant_rule():
     assert variant("db128", 256, 256, 512, 512, (1, 258, big, 0, 0, 0), col_b, (0, 0), 256) == "checked"
     assert variant("db128", 256, 256, 512, 512, (2, 512, big, 0, 0, 0), col_b, (0, 0), 256) == "checked"
     assert variant("db128", 256, 256, 512, 512, (1, 256, 64, 0, 0, 0), col_b, (0, 0), 256) == "checked"  # kd
+    split_a, split_b = (1, 256, 64, 256 * 64, 0, 0), (64, 1, 64, 64 * 256, 0, 0)  # k = kr + 64 kb
+    assert variant("db128", 256, 256, 512, 512, split_a, split_b, (0, 0), 256) == "fast-rk-s"
+    assert variant("db128", 200, 256, 512, 256, split_a, split_b, (0, 0), 256) == "fast-rk-e-s"
+    assert variant("db128", 256, 256, 520, 520, (1, 256, 10, 2560, 0, 0), (10, 1, 10, 2560, 0, 0), (0, 0), 256) \
+        == "checked"  # kd not a multiple of 4
     assert variant("db128", 256, 256, 512, 512, (1, 256, big, 0, 6, 0), col_b, (0, 0), 256) == "checked"  # z1
     assert variant("db128", 256, 256, 0, 16, col_a, col_b, (0, 0), 256) == "checked"
 
@@ -192,6 +197,47 @@ def test_db_fast_variant_equals_checked_bit_for_bit(be, name, monkeypatch):
                 assert np.array_equal(got[0], got[1]), (name, K, ta, tb)
 
 
+@pytest.mark.parametrize("name", ["db128", "db128k16"])
+def test_db_split_variants_equal_checked_bit_for_bit(be, name, monkeypatch):
+    """The fast variants of a split contraction (k = kr + kd kb, a weight gradient's
+    positions and samples; A, B each along rows/columns or along k; M, N on and off the
+    blocks; split-K over the whole GPU) against numpy, and the checked variant's bits."""
+    from sukiyaki.backends.webgpu import matmul as MM
+    from sukiyaki.backends.webgpu import matmul_db as DB
+
+    limit = be.launcher.device.limits.get("max-compute-workgroup-storage-size") or MM.WORKGROUP_BYTES
+    if DB.DB[name].workgroup_bytes > limit:
+        pytest.skip(f"{name} needs {DB.DB[name].workgroup_bytes} bytes of workgroup memory; this device allows {limit}")
+    monkeypatch.setattr(MM, "KERNEL", name)
+    seen = []
+    pick = DB.variant
+    monkeypatch.setattr(DB, "variant", lambda *a: seen.append(pick(*a)) or seen[-1])
+    bm, bn = DB.DB[name].block
+    rng = np.random.default_rng(7)
+    for M, N, kd, nb in [(bm, bn, 36, 4), (bm + 12, 20, 196, 4), (2 * bm, bn, 48, 11), (bm, 8, 16, 40)]:
+        K = kd * nb
+        for ta in (False, True):
+            for tb in (False, True):
+                a = (kd, 1, kd, M * kd, 0, 0) if ta else (1, M, kd, M * kd, 0, 0)
+                b = (1, N, kd, N * kd, 0, 0) if tb else (kd, 1, kd, N * kd, 0, 0)
+                c = (1, M, 0, 0)
+                Af = rng.standard_normal(M * K).astype(np.float32)
+                Bf = rng.standard_normal(N * K).astype(np.float32)
+                Cf = rng.standard_normal(M * N).astype(np.float32)
+                A, B = be.from_numpy(Af), be.from_numpy(Bf)
+                got = []
+                for fast in (True, False):
+                    monkeypatch.setattr(DB, "FAST", fast)
+                    C = be.from_numpy(Cf)
+                    MM.gemm(be, C, A, B, M, N, K, a, b, c, accumulate=True, fill=True)
+                    got.append(be.to_numpy(C))
+                want = reference_gemm(Cf, Af, Bf, M, N, K, a, b, c, (1, 1), True)
+                edge = "-e" if M % bm or N % bn else ""
+                assert seen[-2] == "fast-" + "rk"[ta] + "kr"[tb] + edge + "-s" and seen[-1] == "checked", seen[-2:]
+                assert close(got[0], want), (name, M, N, kd, ta, tb)
+                assert np.array_equal(got[0], got[1]), (name, M, N, kd, ta, tb)
+
+
 def test_the_rule():
     from sukiyaki.backends.webgpu.matmul import SPLIT_MIN_K, choose
 
@@ -223,7 +269,9 @@ def test_the_rule_for_weight_gradients():
     assert plain[1] == 1 and kernel == "db128k16" and 36 * 4 * S >= FILL_GROUPS and S * ks >= 25088
     assert ks >= SPLIT_MIN_K and ks % 16 == 0
     assert choose(4608, 512, 25088, 1, workgroup_limit=49152, fill=True, max_partial=4 * 4608 * 512 * 2)[1] <= 2
-    assert choose(27, 64, 401408, 1, workgroup_limit=49152, fill=True) == choose(27, 64, 401408, 1, workgroup_limit=49152)
+    kernel, S, ks = choose(27, 64, 401408, 1, workgroup_limit=49152, fill=True)  # conv1_1's: one block
+    assert kernel == "db128k16" and S > 64 and S <= FILL_GROUPS and ks >= SPLIT_MIN_K
+    assert choose(27, 64, 300, 1, workgroup_limit=49152, fill=True) == choose(27, 64, 300, 1, workgroup_limit=49152)
     assert choose(8, 8, 8, 1, fill=True)[0] == "simple"
 
 

@@ -131,8 +131,8 @@ def _choose_fill(M, N, K, Z, max_partial, big):
     bm, bn = DB.DB[big].block
     blocks = -(-M // bm) * -(-N // bn) * Z
     S = 1
-    if blocks < FILL_GROUPS and K >= 2 * SPLIT_MIN_K:
-        S = min(-(-FILL_GROUPS // blocks), K // SPLIT_MIN_K, 64)
+    if blocks < FILL_GROUPS and K >= 2 * SPLIT_MIN_K:  # (up to FILL_GROUPS splits: conv1_1's 27 x 64)
+        S = min(-(-FILL_GROUPS // blocks), K // SPLIT_MIN_K, FILL_GROUPS)
         if max_partial is not None:
             S = max(1, min(S, max_partial // max(1, 4 * M * N * Z)))
     if blocks * S < TARGET_GROUPS // 2:

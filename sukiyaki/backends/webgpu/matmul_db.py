@@ -16,6 +16,10 @@ memory as vec4s; and two variants of the code, picked for each product by :func:
   784 positions): the rows (columns) past the edge read the last ones in range instead
   (they only reach outputs past the edge, which are not stored), a vec4 along the rows
   then needs M (N) a multiple of 4; the stores bounded;
+- ``fast-..-s`` (split): the same for a split contraction (k = kr + kd kb: a weight
+  gradient's positions and samples) where kd >= BK and kd, the strides of kb and the
+  offsets allow vec4s (a vec4 along k then never straddles two stretches of kd); the
+  offset of each load from the slice's km, kq (see SPLIT_ADVANCE), no division;
 - ``checked``: anything else (one value a load, zeros past the edges, bounded stores).
 
 Both sum the same terms in the same order with ``fma``, so they give the same bits.
@@ -73,12 +77,17 @@ XYZW = "xyzw"
 SPLIT_ADVANCE = "if (split && kd >= BK) { km = km + BK; if (km >= kd) { km = km - kd; kq = kq + 1u; } }"
 
 
+def _split_words(d, s_k, s_b):
+    """WGSL: the element offset of k = kn + d along an operand of a split contraction, d < kd
+    (km, kq: kn % kd, kn / kd, see SPLIT_ADVANCE; the same as ``k_offset(k, kd, s_k, s_b)``)."""
+    return (f"(km + {d} - select(0u, kd, km + {d} >= kd)) * {s_k} + "
+            f"(kq + select(0u, 1u, km + {d} >= kd)) * {s_b}")
+
+
 def split_offset(d, s_k, s_b):
-    """WGSL statement setting ``ko`` to the offset of k = kn + d of a split contraction (see
-    SPLIT_ADVANCE; the same offset as ``k_offset(k, kd, s_k, s_b)``)."""
-    return (f"if (kd >= BK) {{ let wrap = km + {d} >= kd; "
-            f"ko = (km + {d} - select(0u, kd, wrap)) * {s_k} + (kq + select(0u, 1u, wrap)) * {s_b}; }} "
-            f"else {{ ko = k_offset(k, kd, {s_k}, {s_b}); }}")
+    """WGSL statement setting ``ko`` to the offset of k = kn + d of a split contraction, d < BK
+    (by :func:`_split_words` where kd >= BK, else by k_offset's division)."""
+    return f"if (kd >= BK) {{ ko = {_split_words(d, s_k, s_b)}; }} else {{ ko = k_offset(k, kd, {s_k}, {s_b}); }}"
 
 
 def _check(cfg):
@@ -95,11 +104,15 @@ def variant(name, M, N, Kdim, ks, a, b, offsets, align):
     buffers; align: the device's storage-offset alignment."""
     cfg = DB[name]
     bm, bn = cfg.block
-    if not FAST or Kdim <= 0 or Kdim % cfg.bk or ks % cfg.bk or min(a[2], b[2]) < Kdim or align % 16:
+    kd = min(a[2], b[2])
+    split = kd < Kdim
+    if not FAST or Kdim <= 0 or Kdim % cfg.bk or ks % cfg.bk or align % 16:
+        return "checked"
+    if split and (a[2] != b[2] or kd < cfg.bk or kd % 4):  # a vec4 of k within one kd stretch
         return "checked"
     way = ""
     for s, o, rows in ((a, offsets[0], M), (b, offsets[1], N)):
-        if o % 16 or s[4] % 4 or s[5] % 4:
+        if o % 16 or s[4] % 4 or s[5] % 4 or (split and s[3] % 4):
             return "checked"
         if s[0] == 1 and s[1] % 4 == 0 and rows % 4 == 0:
             way += "r"
@@ -107,29 +120,40 @@ def variant(name, M, N, Kdim, ks, a, b, offsets, align):
             way += "k"
         else:
             return "checked"
-    return "fast-" + way + ("-e" if M % bm or N % bn else "")
+    return "fast-" + way + ("-e" if M % bm or N % bn else "") + ("-s" if split else "")
 
 
-def _fast_parts(x, cfg, rows, way, edge=False):
+def _fast_parts(x, cfg, rows, way, edge=False, split=False):
     """(setup, load, to_shared(buf)) of operand x ('a' or 'b') read a vec4 a load (edge:
-    rows past M, columns past N, read as the last ones in range)."""
+    rows past M, columns past N, read as the last ones in range; split: a split contraction,
+    kd >= BK and a multiple of 4, so that a vec4 along k stays within one stretch of kd)."""
     X = x.upper()
     tile = rows // 4 if way == "r" else cfg.bk // 4  # vec4s along the contiguous axis
     n = rows * cfg.bk // 4 // cfg.threads
     step = cfg.threads // tile  # of the other axis (k or rows) between two loads
-    si, sk, base, lo, lim = ("a_si", "a_sk", "abase", "i0", "M") if x == "a" else ("b_sj", "b_sk", "bbase", "j0", "N")
+    si, sk, sb, base, lo, lim = (("a_si", "a_sk", "a_sb", "abase", "i0", "M") if x == "a"
+                                 else ("b_sj", "b_sk", "b_sb", "bbase", "j0", "N"))
     setup = [f"    let {x}f = li % {tile}u;  // vec4 along the contiguous axis",
              f"    let {x}o = li / {tile}u;  // the other axis"]
     if way == "r":
         first = f"min({lo} + 4u * {x}f, {lim} - 4u)" if edge else f"{lo} + 4u * {x}f"
-        setup += [f"    let {x}p = ({base} + {first} + {x}o * {sk}) >> 2u;",
-                  f"    let {x}d = {sk} >> 2u;"]
-        load = [f"{x}v{r} = {X}[{x}p + kn * {x}d + {step * r}u * {x}d];" for r in range(n)]
+        if split:
+            setup += [f"    let {x}p = {base} + {first};"]
+            load = [f"{x}v{r} = {X}[({x}p + {_split_words(f'{x}o + {step * r}u', sk, sb)}) >> 2u];"
+                    for r in range(n)]
+        else:
+            setup += [f"    let {x}p = ({base} + {first} + {x}o * {sk}) >> 2u;",
+                      f"    let {x}d = {sk} >> 2u;"]
+            load = [f"{x}v{r} = {X}[{x}p + kn * {x}d + {step * r}u * {x}d];" for r in range(n)]
 
         def to_shared(buf):
             return [f"    {X}S[{cfg.bk * buf + step * r}u + {x}o][{x}f] = bitcast<vec4<f32>>({x}v{r});" for r in range(n)]
     else:
-        if edge:  # one row (column) a load: each its own address, clamped
+        if split:  # one row (column) a load, each its own address (clamped: edge), k split
+            row = f"min({lo} + {x}o + {{}}u, {lim} - 1u)" if edge else f"{lo} + {x}o + {{}}u"
+            setup += [f"    let {x}p{r} = {base} + ({row.format(step * r)}) * {si};" for r in range(n)]
+            load = [f"{x}v{r} = {X}[({x}p{r} + {_split_words(f'4u * {x}f', '1u', sb)}) >> 2u];" for r in range(n)]
+        elif edge:  # one row (column) a load: each its own address, clamped
             setup += [f"    let {x}p{r} = (({base} + min({lo} + {x}o + {step * r}u, {lim} - 1u) * {si}) >> 2u) + {x}f;"
                       for r in range(n)]
             load = [f"{x}v{r} = {X}[{x}p{r} + (kn >> 2u)];" for r in range(n)]
@@ -189,12 +213,13 @@ def code(name, var):
     if var == "checked":
         sa, la, ta = _checked_parts("a", cfg, bm)
         sb, lb, tb = _checked_parts("b", cfg, bn)
-    elif var.startswith("fast-") and var[7:] in ("", "-e") and set(var[5:7]) <= set("rk"):
-        edge = var.endswith("-e")
-        sa, la, ta = _fast_parts("a", cfg, bm, var[5], edge)
-        sb, lb, tb = _fast_parts("b", cfg, bn, var[6], edge)
+    elif var.startswith("fast-") and var[7:] in ("", "-e", "-s", "-e-s") and set(var[5:7]) <= set("rk"):
+        edge, split = "-e" in var, var.endswith("-s")
+        sa, la, ta = _fast_parts("a", cfg, bm, var[5], edge, split)
+        sb, lb, tb = _fast_parts("b", cfg, bn, var[6], edge, split)
     else:
-        raise ValueError(f"matmul_db: unknown variant {var!r} (checked, fast-XY or fast-XY-e, X and Y r or k)")
+        raise ValueError(f"matmul_db: unknown variant {var!r} (checked, or fast-XY with X and Y r or k, then "
+                         f"-e (edge) and/or -s (split contraction))")
     acc = [(h, g, q) for h in range(cfg.mv) for g in range(cfg.nv) for q in range(4)]
     lines = {"SETUP": sa + sb, "LOAD_FIRST": ["    " + x for x in la + lb],
              "LOAD": [" " * 12 + x for x in [SPLIT_ADVANCE] + la + lb], "TO_SHARED0": ta(0) + tb(0), "TO_SHARED1": ta(1) + tb(1),
@@ -209,7 +234,7 @@ def code(name, var):
             prod += [f"            c{h}{g}{q} = fma(a{h}, vec4<f32>(b{g}.{XYZW[q]}), c{h}{g}{q});" for h, g, q in acc]
             prod.append("        }")
         lines[f"PRODUCT{buf}"] = prod
-    checked = var == "checked" or var.endswith("-e")  # stores bounded
+    checked = var == "checked" or "-e" in var  # stores bounded
     store = []
     for h in range(cfg.mv):
         for g in range(cfg.nv):
