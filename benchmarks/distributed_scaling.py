@@ -701,6 +701,10 @@ def plan(compute, iterations, no_warmup_above):
     return iterations, 1
 
 
+#: --coordinator-codec-threads (None: the codec's own default).
+COORDINATOR_CODEC_THREADS = None
+
+
 def run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, local_steps=None):
     with tempfile.TemporaryDirectory(prefix="sukiyaki-sim-") as folder:
         return _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_round_s, rate_scale, folder,
@@ -720,6 +724,10 @@ def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_r
             sim = make_sim_codec(net, codec, grads, cache, folder)
             print(f"  sim {sc}/{mode}: worker encode {sim.encode_s:.2f} s ({sim.encode_threads} codec threads), "
                   f"decode {sim.decode_s:.2f} s (measured once, on this machine, before the points)", flush=True)
+            measured_threads = codec_threads.threads()
+            if COORDINATOR_CODEC_THREADS:
+                codec_threads.set_threads(COORDINATOR_CODEC_THREADS)
+                print(f"  sim {sc}/{mode}: the coordinator codes with {COORDINATOR_CODEC_THREADS} threads", flush=True)
             for n in workers:
                 compute = batch * steps / n / rate
                 rounds, warmup = plan(compute, iterations, no_warmup_above)
@@ -735,6 +743,7 @@ def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_r
                       f"{r['link_bound_s']:.2f}, of the bytes this point moved), "
                       f"rounds {r['iter_s_all']}, point {time.monotonic() - t0:.0f} s, peak RSS so far "
                       f"{r['peak_rss_mb'] / 1024:.1f} GiB", flush=True)
+            codec_threads.set_threads(measured_threads)
         for r in out[sc]:
             base = next((b for b in out[sc] if b["mode"] == r["mode"] and b["workers"] == 1), None)
             r["speedup"] = r["img_s"] / base["img_s"] if base else float("nan")
@@ -988,6 +997,9 @@ def main(argv=None):
     p.add_argument("--cluster-net", default="lenet", help="network of the cluster parts (default lenet)")
     p.add_argument("--cluster-batch", type=int, default=64, help="global batch of the cluster parts")
     p.add_argument("--cluster-iterations", type=int, default=20, help="iterations per cluster point")
+    p.add_argument("--coordinator-codec-threads", type=int, default=None,
+                   help="sim: codec threads of the coordinator's process during the points (default: as the "
+                        "workers' encode was measured, SUKIYAKI_CODEC_THREADS or min(8, cores))")
     p.add_argument("--json", help="write the results to this file")
     a = p.parse_args(argv)
     if "cluster-gpu" in a.parts:
@@ -1036,6 +1048,8 @@ def main(argv=None):
                                                      "d_test": (images[..., :8], labels[:8])})
             netname = "VGG16"
         nparams = net.store.trained_size
+        global COORDINATOR_CODEC_THREADS
+        COORDINATOR_CODEC_THREADS = a.coordinator_codec_threads
         out = run_sim(net, a.scenarios, a.modes, a.workers, a.iterations, a.no_warmup_above, a.long_round_s,
                       rate_scale, a.local_steps)
         print_sim(out, netname, nparams, a.quick, rate_scale)
