@@ -743,7 +743,8 @@ def _run_sim(net, scenarios, modes, workers, iterations, no_warmup_above, long_r
                       f"{r['link_bound_s']:.2f}, of the bytes this point moved), "
                       f"rounds {r['iter_s_all']}, point {time.monotonic() - t0:.0f} s, peak RSS so far "
                       f"{r['peak_rss_mb'] / 1024:.1f} GiB", flush=True)
-            codec_threads.set_threads(measured_threads)
+            if COORDINATOR_CODEC_THREADS:
+                codec_threads.set_threads(measured_threads)
         for r in out[sc]:
             base = next((b for b in out[sc] if b["mode"] == r["mode"] and b["workers"] == 1), None)
             r["speedup"] = r["img_s"] / base["img_s"] if base else float("nan")
@@ -998,8 +999,8 @@ def main(argv=None):
     p.add_argument("--cluster-batch", type=int, default=64, help="global batch of the cluster parts")
     p.add_argument("--cluster-iterations", type=int, default=20, help="iterations per cluster point")
     p.add_argument("--coordinator-codec-threads", type=int, default=None,
-                   help="sim: codec threads of the coordinator's process during the points (default: as the "
-                        "workers' encode was measured, SUKIYAKI_CODEC_THREADS or min(8, cores))")
+                   help="sim: codec threads of the coordinator's process during the points (default: the "
+                        "coordinator's own cap, app.COORDINATOR_CODEC_THREADS, of the codec's default)")
     p.add_argument("--json", help="write the results to this file")
     a = p.parse_args(argv)
     if "cluster-gpu" in a.parts:

@@ -7,7 +7,8 @@ the weights it broadcasts this way and a worker its gradients (:mod:`sukiyaki.di
 
 The number of threads: ``set_threads(n)``, else the environment variable
 ``SUKIYAKI_CODEC_THREADS``, else ``min(DEFAULT_MAX_THREADS, cores this process may use)``; 1
-under Pyodide (no threads), and 1 from the moment a thread fails to start.
+under Pyodide (no threads), and 1 from the moment a thread fails to start. The coordinator
+caps that default (:func:`cap_default`): its event loop shares the GIL with these threads.
 
 Example:
     >>> out = [0] * 10
@@ -30,6 +31,7 @@ DEFAULT_MAX_THREADS = 8
 MIN_SPAN = 1 << 16
 
 _threads = None
+_explicit = False  # set_threads was called
 _pool = None
 _lock = threading.Lock()
 
@@ -69,6 +71,22 @@ def threads():
     return _threads
 
 
+def cap_default(n):
+    """At most ``n`` threads unless a number was asked for (``set_threads``, ``SUKIYAKI_CODEC_THREADS``):
+    the coordinator's cap, whose event loop shares the GIL with these threads (each span's
+    Python between numpy calls holds it: on 16 cores, 8 threads slowed the loop's reading of
+    the uploads; benchmarks/distributed_scaling.py --coordinator-codec-threads)."""
+    global _pool, _threads
+    if _explicit or os.environ.get("SUKIYAKI_CODEC_THREADS", "").strip():
+        return
+    n = max(1, min(threads(), int(n)))
+    with _lock:
+        if _pool is not None and n != _threads:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _threads = n
+
+
 def set_threads(n):
     """Use ``n`` threads from now on (1: every span in the calling thread, no pool).
 
@@ -77,7 +95,7 @@ def set_threads(n):
         1
         >>> set_threads(before)
     """
-    global _threads, _pool
+    global _threads, _pool, _explicit
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"codec threads: expected a positive integer, got {n!r}")
     with _lock:
@@ -85,6 +103,7 @@ def set_threads(n):
             _pool.shutdown(wait=True)
             _pool = None
         _threads = n
+        _explicit = True
 
 
 def spans(n, parts, align=1):

@@ -275,3 +275,27 @@ def test_a_forked_child_makes_its_own_threads():
         assert got == want
     finally:
         T.set_threads(before)
+
+
+def test_the_coordinators_cap_applies_to_the_default_only(monkeypatch):
+    """cap_default lowers the default number of threads; a number asked for (set_threads, the
+    environment variable) is kept."""
+    monkeypatch.setattr(T, "_pool", None)
+    monkeypatch.delenv("SUKIYAKI_CODEC_THREADS", raising=False)
+    monkeypatch.setattr(T, "_threads", 8)
+    monkeypatch.setattr(T, "_explicit", False)
+    T.cap_default(4)
+    assert T.threads() == 4
+    T.cap_default(16)
+    assert T.threads() == 4  # a cap never raises the number
+    monkeypatch.setattr(T, "_threads", 8)
+    monkeypatch.setattr(T, "_explicit", True)  # set_threads(8) was called
+    T.cap_default(2)
+    assert T.threads() == 8
+    monkeypatch.setattr(T, "_explicit", False)
+    monkeypatch.setenv("SUKIYAKI_CODEC_THREADS", "6")
+    monkeypatch.setattr(T, "_threads", 6)
+    T.cap_default(2)
+    assert T.threads() == 6
+    T.set_threads(3)
+    assert T.threads() == 3 and T._explicit
