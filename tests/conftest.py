@@ -36,3 +36,17 @@ def digits_npz(folder, n):
     path = Path(folder) / f"test{n}.npz"
     np.savez(path, images=x[..., :n], labels=t[0, :n])
     return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _numpy_threads_restored():
+    """Each test leaves the numpy backend's thread count as it found it. A distributed worker in
+    the deterministic mode computes with one thread (``set_workers(1)``, for the rest of its own
+    process's life); the distributed tests run workers in this process, where that setting would
+    reach later tests (a training run here would then sum in another order than one in a fresh
+    process: tests/test_cli.py's resume test)."""
+    from sukiyaki.backends.numpy import threads as numpy_threads
+
+    before = numpy_threads.workers()
+    yield
+    numpy_threads.set_workers(before)
