@@ -38,9 +38,10 @@ def digits_npz(folder, n):
     return str(path)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _numpy_threads_restored():
-    """Each test leaves the numpy backend's thread count as it found it. A distributed worker in
+    """Each test module leaves the numpy backend's thread count as it found it (module scope: set
+    up before a module's own module-scoped fixtures, which may start workers). A distributed worker in
     the deterministic mode computes with one thread (``set_workers(1)``, for the rest of its own
     process's life); the distributed tests run workers in this process, where that setting would
     reach later tests (a training run here would then sum in another order than one in a fresh
