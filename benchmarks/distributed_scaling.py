@@ -944,6 +944,16 @@ def print_cluster(rows, device, netname, batch, iterations):
         print(f"{r['ranks']:>8}{r['img_s']:>10,.0f}{r['speedup']:>10.2f}{r['speedup'] / r['ranks']:>7.2f}")
 
 
+def _positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
 def _list(kind, choices=None, cast=str):
     def parse(text):
         items = [cast(x.strip()) for x in text.split(",") if x.strip()]
@@ -998,7 +1008,7 @@ def main(argv=None):
     p.add_argument("--cluster-net", default="lenet", help="network of the cluster parts (default lenet)")
     p.add_argument("--cluster-batch", type=int, default=64, help="global batch of the cluster parts")
     p.add_argument("--cluster-iterations", type=int, default=20, help="iterations per cluster point")
-    p.add_argument("--coordinator-codec-threads", type=int, default=None,
+    p.add_argument("--coordinator-codec-threads", type=_positive_int, default=None,
                    help="sim: codec threads of the coordinator's process during the points (default: the "
                         "coordinator's own cap, app.COORDINATOR_CODEC_THREADS, of the codec's default)")
     p.add_argument("--json", help="write the results to this file")

@@ -11,9 +11,13 @@ The matrix product is also measured with each float32 kernel of the webgpu backe
 db128k16; see sukiyaki/backends/webgpu/matmul.py and matmul_db.py), beside the rule's own choice
 (auto), so a run shows which one wins on that GPU; a candidate named ``NAME:checked`` runs its
 bounds-checked variant even where the fast one fits (what a size off its tiles gets).
-``--profile`` times each kernel of one training step of the named nets alone (the device
-synchronised after every dispatch: slower than the real step, but it shows where the time
-goes; the cost of one such synchronisation is measured and taken off). ``--micro`` times the elementwise and lowering
+``--profile`` times each kernel of one training step of the named nets: by GPU timestamps where
+the device has the 'timestamp-query' feature and ``SUKIYAKI_WEBGPU_TIMESTAMPS=1`` asks for it
+(each dispatch in a compute pass of its own; totals per pipeline key, then the slowest
+dispatches with their workgroup grids), else each dispatch alone with the device synchronised
+after it (slower than the real step, but it shows where the time goes; the cost of one such
+synchronisation is measured and taken off). ``--submit-every 64,32``: the training rows again
+with the device submitting its commands every that many. ``--micro`` times the elementwise and lowering
 kernels alone (``--digest``: with a hash of each result, to check a kernel change is bit-equal).
 
 Usage (on the GPU machine; Vulkan's loader as tools/gpu_run.sh's notes say):
@@ -337,6 +341,17 @@ def submitting_every(every, fn, *args):
         device.SUBMIT_EVERY = saved
 
 
+def _counts(text):
+    """argparse type of --submit-every: comma-separated positive integers."""
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        counts = [0]
+    if any(c < 1 for c in counts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive command counts, got {text!r}")
+    return counts
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=4096)
@@ -346,7 +361,7 @@ def main(argv=None):
     p.add_argument("--kernels", default=KERNELS,
                    help="webgpu float32 matmul kernels to measure forced, beside auto ('' for none)")
     p.add_argument("--profile", default="", help="nets whose webgpu training step is profiled kernel by kernel")
-    p.add_argument("--submit-every", default="",
+    p.add_argument("--submit-every", type=_counts, default=[],
                    help="comma-separated command counts: the webgpu training rows again with the device "
                         "submitting its encoder every that many commands (default: device.SUBMIT_EVERY)")
     p.add_argument("--no-cuda", action="store_true", help="webgpu alone (no CUDA backend here)")
@@ -388,7 +403,7 @@ def main(argv=None):
             cuda = peer(train_rate, name, batch, args.repeats)
             ours = train_rate("webgpu", name, batch, args.repeats)
             rows.append((f"{name} b{batch} train (img/s)", ours, cuda, 0.3 if name == "vgg16" else None))
-            for every in [int(x) for x in args.submit_every.split(",") if x]:
+            for every in args.submit_every:
                 rate = submitting_every(every, train_rate, "webgpu", name, batch, args.repeats)
                 rows.append((f"  submit every {every}", rate, cuda, None))
         except Exception as exc:

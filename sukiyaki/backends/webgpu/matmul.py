@@ -99,12 +99,7 @@ def choose(M, N, K, Z, kernel=None, max_partial=None, workgroup_limit=WORKGROUP_
         got = _choose_fill(M, N, K, Z, max_partial, big)
         if got is not None:
             return got
-    blocks = _blocks("t64", M, N, 1)
-    S = 1
-    if blocks < TARGET_GROUPS and K >= 2 * SPLIT_MIN_K:
-        S = min(-(-TARGET_GROUPS // blocks), K // SPLIT_MIN_K, 64)
-        if max_partial is not None:
-            S = max(1, min(S, max_partial // max(1, 4 * M * N * Z)))
+    S = _split_count(_blocks("t64", M, N, 1), TARGET_GROUPS, 64, K, max_partial, 4 * M * N * Z)
     if kernel == "auto":
         bm, bn = DB.DB[big].block
         if S == 1 and M * N * K < SMALL:
@@ -116,6 +111,18 @@ def choose(M, N, K, Z, kernel=None, max_partial=None, workgroup_limit=WORKGROUP_
     if kernel == "simple":
         return kernel, 1, K
     return _splits(kernel, K, S)
+
+
+def _split_count(blocks, target, most, K, max_partial, partial_bytes):
+    """Splits of a contraction of K giving about ``target`` workgroups from ``blocks`` (at most
+    ``most``, each of at least SPLIT_MIN_K values of k, the partial products within
+    max_partial bytes at partial_bytes a split); 1 where the blocks are enough or K too short."""
+    if blocks >= target or K < 2 * SPLIT_MIN_K:
+        return 1
+    S = min(-(-target // blocks), K // SPLIT_MIN_K, most)
+    if max_partial is not None:
+        S = max(1, min(S, max_partial // max(1, partial_bytes)))
+    return S
 
 
 def _splits(kernel, K, S):
@@ -130,11 +137,8 @@ def _choose_fill(M, N, K, Z, max_partial, big):
     far as K allows, are too few for it (the plain rule then)."""
     bm, bn = DB.DB[big].block
     blocks = -(-M // bm) * -(-N // bn) * Z
-    S = 1
-    if blocks < FILL_GROUPS and K >= 2 * SPLIT_MIN_K:  # (up to FILL_GROUPS splits: conv1_1's 27 x 64)
-        S = min(-(-FILL_GROUPS // blocks), K // SPLIT_MIN_K, FILL_GROUPS)
-        if max_partial is not None:
-            S = max(1, min(S, max_partial // max(1, 4 * M * N * Z)))
+    # up to FILL_GROUPS splits (conv1_1's 27 x 64 weight gradient is one block)
+    S = _split_count(blocks, FILL_GROUPS, FILL_GROUPS, K, max_partial, 4 * M * N * Z)
     if blocks * S < TARGET_GROUPS // 2:
         return None
     return _splits(big, K, S)
