@@ -413,18 +413,141 @@ def _scales(buf, codec, n):
     return scales
 
 
+#: Values a window of the sum-of-squares statistic holds (:func:`window_squares`).
+SQUARES_WINDOW = 1 << 16
+#: Values per step of :func:`decode_add` (and of the coordinator's passes for the statistic): a
+#: thread takes the GIL back after each numpy call and holds it for the Python between them, so
+#: steps this long (three to five calls for a quarter million values, not as many per 64 Ki)
+#: leave it to the event loop that shares it; the float32 scratch (1 MiB a thread) stays in cache.
+ADD_STEP = 1 << 18
+
+
+class _Values(threading.local):
+    """A thread's float32 scratch for decoded values (grown when needed)."""
+
+    y = np.empty(0, np.float32)
+
+    def get(self, m):
+        if self.y.size < m:
+            self.y = np.empty(m, np.float32)
+        return self.y[:m]
+
+
+_values = _Values()
+
+
 @functools.lru_cache(maxsize=64)
-def _pair_table(scale_bits):
-    """The decoded values of every pair of ``dettmers8`` codes with the scale of these float32 bits, as
-    uint64 (two float32: the first code's value, then the second's) indexed by the pair read as a
-    little-endian uint16: one lookup decodes two values (512 KiB, built once per scale)."""
-    table = _tables().decode * np.array([scale_bits], np.uint32).view(np.float32)[0]  # as _decode8 scales it
+def _pair_table(scale_bits, weight_bits=None):
+    """The decoded values of every pair of ``dettmers8`` codes with the scale of these float32 bits
+    (times the weight of these float32 bits, when given: each value times it in float32, as
+    ``decode(data) * weight`` rounds it), as uint64 (two float32: the first code's value, then the
+    second's) indexed by the pair read as a little-endian uint16: one lookup decodes two values
+    (512 KiB, built once per scale and weight)."""
+    table = _scaled_table(scale_bits, weight_bits)
     pairs = np.empty((256, 256, 2), np.float32)  # [second code, first code]
     pairs[:, :, 0] = table[None, :]
     pairs[:, :, 1] = table[:, None]
     if np.little_endian:
         return pairs.reshape(-1).view(np.uint64)
     return pairs.transpose(1, 0, 2).reshape(-1).view(np.uint64)  # a big-endian uint16 holds the first code high
+
+
+def _f32(bits):
+    return np.array([bits], np.uint32).view(np.float32)[0]
+
+
+def _scaled_table(scale_bits, weight_bits=None):
+    """The 256 decoded values of ``dettmers8`` with this scale (as _decode8 scales the table), times
+    this weight (float32 products) when given."""
+    table = _tables().decode * _f32(scale_bits)
+    return table if weight_bits is None else table * _f32(weight_bits)
+
+
+def _decoder(buf, codec, n, block, scales, weight=None, pairs=True):
+    """``fill(s, m, y)``: the float32 values ``s .. s + m - 1`` of the encoding ``buf`` of ``n`` values
+    (``scales``: its checked 8-bit scales), exactly those :func:`decode` gives, into ``y`` (``m``
+    values of scratch) or, raw, a view of ``buf``; returns them. With ``weight`` (``dettmers8``
+    only): each value times it in float32, folded into the lookup table (the same bits). ``pairs``:
+    ``dettmers8`` decodes two codes a lookup (a 512 KiB table: worth it from about 64 Ki values);
+    ``s`` even then, unless ``m`` is 1."""
+    if codec == "raw":
+        src = np.frombuffer(buf, dtype=_F32, count=n)
+        return lambda s, m, y: src[s:s + m]
+    if codec == "fp16":
+        src16 = np.frombuffer(buf, dtype=_F16, count=n)
+
+        def fill16(s, m, y):
+            np.copyto(y, src16[s:s + m])
+            return y
+        return fill16
+    codes = np.frombuffer(buf, dtype=np.uint8, count=n)
+    if codec == "block8":
+        table = _tables().decode
+
+        def fill_block8(s, m, y):
+            np.take(table, codes[s:s + m], out=y, mode="clip")
+            k, full = s // block, m // block * block
+            if full:
+                blocks = y[:full].reshape(-1, block)
+                np.multiply(blocks, scales[k:k + full // block, None], out=blocks)
+            if full < m:
+                y[full:] *= scales[k + full // block]
+            return y
+        return fill_block8
+    scale_bits = int(scales[:1].view(np.uint32)[0])
+    weight_bits = None if weight is None else int(np.array([weight], np.float32).view(np.uint32)[0])
+    table = _scaled_table(scale_bits, weight_bits)
+    if not pairs:
+        def fill_one(s, m, y):
+            np.take(table, codes[s:s + m], out=y, mode="clip")
+            return y
+        return fill_one
+    pair = _pair_table(scale_bits, weight_bits)
+
+    def fill_pairs(s, m, y):
+        even = m & ~1
+        np.take(pair, codes[s:s + even].view(np.uint16), out=y[:even].view(np.uint64), mode="wrap")
+        if even < m:
+            y[even] = table[codes[s + even]]
+        return y
+    return fill_pairs
+
+
+def window_squares(y):
+    """The sum-of-squares statistic of the float32 values ``y``, window by window: for each window of
+    :data:`SQUARES_WINDOW` (64 Ki) consecutive values from the first (the last may be shorter), its
+    float32 dot product with itself as numpy's ``np.dot(w, w)`` computes it (BLAS sdot where numpy
+    has BLAS), a Python float, in order; redone in float64 when it overflows float32, NaN when the
+    window holds NaN or an infinity. The full windows are taken by one stacked product
+    (``np.matmul`` of (k, 1, W) by (k, W, 1): numpy computes each such vector product as ``np.dot``
+    does), not by a Python loop over them; it keeps the GIL (numpy lets it go for a stacked
+    product of more than 500), about 14 us for 4 windows, where a loop of ``np.dot`` would take it
+    back after each.
+
+    The coordinator's sum of squares of a piece is these floats summed in float64, in order, over
+    windows counted from the piece's first value (:func:`decode_add` with ``squares``,
+    ``uploads.piece_stats``, ``uploads.encoded_stats``): the same bits whichever takes it.
+
+    Example:
+        >>> window_squares(np.array([3.0, 4.0], np.float32))
+        [25.0]
+        >>> window_squares(np.full(SQUARES_WINDOW + 1, 2.0, np.float32))
+        [262144.0, 4.0]
+    """
+    w = SQUARES_WINDOW
+    k, n = y.size // w, y.size
+    out = []
+    if k:
+        full = y[:k * w].reshape(k, w)
+        out = np.matmul(full[:, None, :], full[:, :, None]).reshape(k).tolist()
+    if k * w < n:
+        out.append(float(np.dot(y[k * w:], y[k * w:])))
+    if not math.isfinite(sum(out)):  # overflow in float32 (again in float64), or a value not finite (NaN)
+        for i, q in enumerate(out):
+            if not math.isfinite(q):
+                x = y[i * w:(i + 1) * w]
+                out[i] = float(np.dot(x.astype(np.float64), x.astype(np.float64))) if np.all(np.isfinite(x)) else math.nan
+    return out
 
 
 def decode_steps(data, codec, n, lo=0, hi=None, block=256, step=1 << 16):
@@ -447,50 +570,13 @@ def decode_steps(data, codec, n, lo=0, hi=None, block=256, step=1 << 16):
     buf = memoryview(data).cast("B")
     if len(buf) != encoded_size(n, codec, block):
         raise ValueError(f"{codec}: expected {encoded_size(n, codec, block)} bytes for {n} values, received {len(buf)}")
-    if codec == "raw":
-        src = np.frombuffer(buf, dtype=_F32, count=n)
-        for s in range(lo, hi, step):
-            yield s, src[s:min(hi, s + step)]
-        return
-    if codec == "fp16":
-        src = np.frombuffer(buf, dtype=_F16, count=n)
-        for s in range(lo, hi, step):
-            m = min(hi, s + step) - s
-            y = _scratch.get(m).v[:m]
-            np.copyto(y, src[s:s + m])
-            yield s, y
-        return
-    codes = np.frombuffer(buf, dtype=np.uint8, count=n)
-    scales = _scales(buf, codec, n)
-    if codec == "block8":
-        if lo % block or step % block:
-            raise ValueError(f"{codec}: steps must start at a block ({block} values), got {lo} and {step}")
-        table = _tables().decode
-        for s in range(lo, hi, step):
-            m = min(hi, s + step) - s
-            y = _scratch.get(m).v[:m]
-            np.take(table, codes[s:s + m], out=y, mode="clip")
-            k, full = s // block, m // block * block
-            if full:
-                blocks = y[:full].reshape(-1, block)
-                np.multiply(blocks, scales[k:k + full // block, None], out=blocks)
-            if full < m:
-                y[full:] *= scales[k + full // block]
-            yield s, y
-        return
-    table = _tables().decode * scales[0]
-    pairs = _pair_table(int(scales[:1].view(np.uint32)[0])) if hi - lo >= 1 << 16 else None
+    scales = _scales(buf, codec, n) if codec in _EIGHT_BIT else None
+    if codec == "block8" and (lo % block or step % block):
+        raise ValueError(f"{codec}: steps must start at a block ({block} values), got {lo} and {step}")
+    fill = _decoder(buf, codec, n, block, scales, pairs=hi - lo >= 1 << 16 and lo % 2 == 0 and step % 2 == 0)
     for s in range(lo, hi, step):
         m = min(hi, s + step) - s
-        y = _scratch.get(m).v[:m]
-        if pairs is None:
-            np.take(table, codes[s:s + m], out=y, mode="clip")
-        else:
-            even = m & ~1
-            np.take(pairs, codes[s:s + even].view(np.uint16), out=y[:even].view(np.uint64), mode="wrap")
-            if even < m:
-                y[even] = table[codes[s + even]]
-        yield s, y
+        yield s, fill(s, m, None if codec == "raw" else _values.get(m))
 
 
 def decode_add(data, codec, n, dst, weight=1.0, block=256, squares=False):
@@ -499,9 +585,14 @@ def decode_add(data, codec, n, dst, weight=1.0, block=256, squares=False):
     ``n`` values: the same bits as that expression. ValueError (before anything is added) for bytes
     :func:`decode` refuses.
 
-    With ``squares``, returns the sum of squares of the decoded values over each step of 64 Ki
-    values from the first, in order: a float32 dot product (redone in float64 when it overflows;
-    NaN when a value is not finite), taken while they are in cache.
+    Each thread takes its span in steps of :data:`ADD_STEP` values, a few numpy calls a step (the
+    lookup, the sums of squares, the add: the GIL is taken back after each, and held by the
+    Python between them and by the sums of squares); ``dettmers8`` decodes two values a lookup,
+    the weight folded into its table when no squares are asked for.
+
+    With ``squares``, returns the sum-of-squares statistic of the decoded values (before the
+    weight): :func:`window_squares` over windows of 64 Ki values from the first, as a list of
+    floats in order, taken while the values are in cache.
 
     Example:
         >>> acc = np.ones(2, np.float32)
@@ -511,27 +602,35 @@ def decode_add(data, codec, n, dst, weight=1.0, block=256, squares=False):
     """
     if dst.shape != (n,) or dst.dtype != np.float32:
         raise ValueError(f"decode_add: expected a float32 destination of ({n},), got {dst.dtype} {dst.shape}")
+    _check(codec, block)
+    block = int(block)
     buf = memoryview(data).cast("B")
-    if codec in _EIGHT_BIT:
-        _scales(buf, codec, n)  # refused here, before any span adds
+    if len(buf) != encoded_size(n, codec, block):
+        raise ValueError(f"{codec}: expected {encoded_size(n, codec, block)} bytes for {n} values, received {len(buf)}")
+    scales = _scales(buf, codec, n) if codec in _EIGHT_BIT else None  # refused here, before any span adds
+    weighted = weight != 1.0
     w = np.float32(weight)
-    step = _CHUNK // 4
+    fold = weighted and codec == "dettmers8" and not squares  # the weight in the table (squares need the values)
+    fill = _decoder(buf, codec, n, block, scales, weight=w if fold else None, pairs=n >= 1 << 16)
+    align = math.lcm(block if codec == "block8" else 2, SQUARES_WINDOW if squares else 1)
+    step = max(1, ADD_STEP // align) * align
+    scaled = weighted and not fold
 
     def span(lo, hi):
         dots = []
-        for s, y in decode_steps(buf, codec, n, lo, hi, block, step=step):
+        ys = _values.get(min(step, hi - lo))
+        for s in range(lo, hi, step):
+            m = min(hi, s + step) - s
+            y = fill(s, m, ys[:m])  # raw: a view of data
             if squares:
-                q = float(np.dot(y, y))
-                if not math.isfinite(q):  # overflow in float32: again in float64 (NaN: a value is not finite)
-                    q = float(np.dot(y.astype(np.float64), y.astype(np.float64))) if np.all(np.isfinite(y)) else math.nan
-                dots.append(q)
-            d = dst[s:s + y.size]
-            if weight != 1.0:
-                y = np.multiply(y, w, out=_scratch.get(y.size).r[:y.size])
+                dots += window_squares(y)
+            if scaled:
+                y = np.multiply(y, w, out=ys[:m])
+            d = dst[s:s + m]
             np.add(d, y, out=d)
         return dots
 
-    done = parallel(span, n, align=step if squares else (int(block) if codec == "block8" else 2))
+    done = parallel(span, n, align=align)
     if squares:
         return [d for dots in done for d in dots]
     return None

@@ -36,13 +36,23 @@ import numpy as np
 from sukiyaki.distributed import codec as C
 from sukiyaki.distributed.protocol import Piece
 
-#: Values per step of a sum of squares in float32 (BLAS), accumulated in float64 between steps.
-_STEP = 1 << 16
+#: Values per pass of the statistic: whole windows of the sum of squares (``codec.window_squares``).
+_STEP = C.ADD_STEP // C.SQUARES_WINDOW * C.SQUARES_WINDOW
+
+
+def _total(windows):
+    """(finite, the windows' sums of squares added in float64 in order)."""
+    total = 0.0
+    for d in windows:
+        total += d
+    return (True, total) if math.isfinite(total) else (False, math.nan)
 
 
 def piece_stats(a):
-    """(finite, sum of squares) of a float32 array: one pass of float32 dot products over steps of
-    64 Ki values, summed in float64 (a step whose squares overflow float32 is redone in float64).
+    """(finite, sum of squares) of a float32 array: the float32 dot products of its windows of 64 Ki
+    values from the first (``codec.window_squares``: a window whose squares overflow float32 is
+    redone in float64), summed in float64 in order; (False, NaN) when a value is NaN or infinite.
+    The same bits as :func:`encoded_stats` and ``codec.decode_add``'s squares on the same values.
 
     Example:
         >>> piece_stats(np.array([3.0, 4.0], np.float32))
@@ -51,48 +61,27 @@ def piece_stats(a):
         False
     """
     flat = np.asarray(a).reshape(-1, order="A")
-    total = 0.0
-    for lo in range(0, flat.size, _STEP):
-        x = flat[lo:lo + _STEP]
-        d = float(np.dot(x, x))
-        if not math.isfinite(d):
-            if not np.all(np.isfinite(x)):
-                return False, math.nan
-            y = x.astype(np.float64)
-            d = float(np.dot(y, y))
-        total += d
-    return True, total
+    return _total(d for lo in range(0, flat.size, _STEP) for d in C.window_squares(flat[lo:lo + _STEP]))
 
 
 def encoded_stats(piece):
     """:func:`piece_stats` of a piece's values, decoded from its bytes a step at a time (no array of
-    its size): the same steps, so the same bits. ValueError for bytes the codec refuses.
+    its size): the same windows, so the same bits. ValueError for bytes the codec refuses.
 
     Example:
         >>> p = Piece("w", (2,), 0, 2, codec="raw", data=np.array([3.0, 4.0], np.float32).tobytes())
         >>> encoded_stats(p)
         (True, 25.0)
     """
-    total = 0.0
-    for _, x in C.decode_steps(piece.data, piece.codec, piece.count, step=_STEP):
-        d = float(np.dot(x, x))
-        if not math.isfinite(d):
-            if not np.all(np.isfinite(x)):
-                return False, math.nan
-            y = x.astype(np.float64)
-            d = float(np.dot(y, y))
-        total += d
-    return True, total
+    return _total(d for _, x in C.decode_steps(piece.data, piece.codec, piece.count, step=_STEP)
+                  for d in C.window_squares(x))
 
 
 def _decode_add(p, dst, weight):
     """A piece's bytes decoded and added into ``dst``; its stats taken on the way when still unknown
     (``p.stats`` of (True, None): an 8-bit piece, finite), with the bits of :func:`piece_stats`."""
     if p.stats is not None and p.stats[1] is None:
-        total = 0.0
-        for d in C.decode_add(p.data, p.codec, p.count, dst, weight, squares=True):
-            total += d
-        p.stats = (True, total) if math.isfinite(total) else (False, math.nan)
+        p.stats = _total(C.decode_add(p.data, p.codec, p.count, dst, weight, squares=True))
     else:
         C.decode_add(p.data, p.codec, p.count, dst, weight)
 
