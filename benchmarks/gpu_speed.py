@@ -6,10 +6,13 @@ timed runs of --steps steps each, the GPU synchronized at both ends) and the GPU
 framework's allocator holds after training (CuPy's pool total, PyTorch's reserved). Each
 (net, precision) runs in a process of its own (the precision is chosen before the CUDA
 libraries start; the allocators start empty). PyTorch runs with cudnn.benchmark on; fp32:
-TF32 off for both (NVIDIA_TF32_OVERRIDE=0); tf32: TF32 on for both.
+TF32 off for both (NVIDIA_TF32_OVERRIDE=0); tf32: TF32 on for both; bf16: PyTorch under
+autocast(bfloat16) with the model and input channels-last (its recommended recipe), ours in
+its bf16 mode (bfloat16 products, float32 master weights; convolutions staged channels-last
+unless --channels-last off).
 
 Usage (on the GPU machine, see tools/gpu_run.sh):
-    python benchmarks/gpu_speed.py --nets lenet,vgg16,resnet152 --batch 64 --precision fp32,tf32
+    python benchmarks/gpu_speed.py --nets lenet,vgg16,resnet152 --batch 64 --precision fp32,tf32,bf16
 """
 
 import argparse
@@ -81,7 +84,8 @@ def torch_runner(net_name, batch):
 
     from torch_models import LeNet, resnet, vgg16
 
-    tf32 = os.environ.get("SUKIYAKI_CUDA_PRECISION", "fp32") == "tf32"
+    precision = os.environ.get("SUKIYAKI_CUDA_PRECISION", "fp32")
+    tf32, bf16 = precision == "tf32", precision == "bf16"
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
@@ -100,14 +104,18 @@ def torch_runner(net_name, batch):
         y_all = torch.from_numpy(rng.integers(0, 1000, batch).astype(np.int64))
         model = (vgg16() if net_name == "vgg16" else resnet()).to(dev)
     model.train()
+    layout = torch.channels_last if bf16 else torch.contiguous_format
+    model = model.to(memory_format=layout)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step():
         idx = torch.from_numpy(rng.integers(0, x_all.shape[0], batch)) if net_name == "lenet" else slice(None)
-        x = x_all[idx].to(dev, non_blocking=False).float().mul_(1 / 256)
+        x = x_all[idx].to(dev, non_blocking=False).float().mul_(1 / 256).contiguous(memory_format=layout)
         y = y_all[idx].to(dev)
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
         opt.step()
 
     return step, torch.cuda.synchronize, torch.cuda.memory_reserved
@@ -142,7 +150,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=64, help="batch of the big nets (LeNet: 64)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--precision", default="fp32", help="comma-separated precision modes: fp32, tf32")
+    p.add_argument("--precision", default="fp32", help="comma-separated precision modes: fp32, tf32, bf16")
+    p.add_argument("--channels-last", choices=("default", "on", "off"), default="default",
+                   help="ours: convolutions staged channels-last (default: in bf16 only)")
     p.add_argument("--graph", default="on", help="ours with the step as one CUDA graph (on), eagerly (off), or both (on,off)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -160,6 +170,8 @@ def main(argv=None):
     for name in [n for n in args.nets.split(",") if n]:
         for precision, graph in [(m, g) for m in args.precision.split(",") if m for g in args.graph.split(",") if g]:
             env = dict(os.environ, SUKIYAKI_CUDA_PRECISION=precision)
+            if args.channels_last != "default":
+                env["SUKIYAKI_CUDA_CHANNELS_LAST"] = "1" if args.channels_last == "on" else "0"
             cmd = [sys.executable, __file__, "--child", "--nets", name, "--precision", precision, "--batch",
                    str(args.batch), "--steps", str(args.steps), "--repeats", str(args.repeats), "--graph", graph]
             run = subprocess.run(cmd, env=env, capture_output=True, text=True)

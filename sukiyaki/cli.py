@@ -125,15 +125,29 @@ def build_net(args, seed=0):
 
 
 def _set_precision(args):
-    """--precision: the cuda backend's arithmetic of products, chosen before it starts."""
+    """--precision and --channels-last: the cuda backend's products, chosen before it starts."""
     precision = getattr(args, "precision", None)
+    if getattr(args, "channels_last", None) is not None:
+        if not str(args.device).startswith("cuda"):
+            raise UsageError(f"--channels-last is a cuda backend setting; this run uses --device {args.device}")
+        os.environ["SUKIYAKI_CUDA_CHANNELS_LAST"] = "1" if args.channels_last else "0"
+        started = sys.modules.get("sukiyaki.backends.cuda.backend")
+        if started is not None:
+            from sukiyaki.backends import get_backend
+
+            get_backend(args.device).set_channels_last(args.channels_last)
     if precision is None:
         return
     if not str(args.device).startswith("cuda"):
         raise UsageError(f"--precision {precision} is a cuda backend setting; this run uses --device {args.device}")
     started = sys.modules.get("sukiyaki.backends.cuda.backend")
     if started is not None and started.PRECISION != precision:
-        raise UsageError(f"--precision {precision}: the cuda backend already runs in {started.PRECISION}")
+        if "tf32" in (precision, started.PRECISION):  # the libraries read it when they load
+            raise UsageError(f"--precision {precision}: the cuda backend already runs in {started.PRECISION}")
+        from sukiyaki.backends import get_backend
+
+        get_backend(args.device).set_precision(precision)
+        return
     os.environ["SUKIYAKI_CUDA_PRECISION"] = precision
 
 
@@ -149,9 +163,13 @@ def _add_common(p):
     p.add_argument("--device", default="numpy", choices=list(BACKEND_MODULES), help="backend (default numpy)")
     p.add_argument("--data", action="append", default=[], metavar="LAYER=PATH",
                    help="replace a data layer's source: its path/folder, or an .npz with images and labels")
-    p.add_argument("--precision", choices=("fp32", "tf32"), default=None,
-                   help="cuda: products in IEEE float32 (fp32, the default) or on TF32 tensor cores (tf32); "
-                        "the same as SUKIYAKI_CUDA_PRECISION")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default=None,
+                   help="cuda: products in IEEE float32 (fp32, the default), on TF32 tensor cores (tf32), or on "
+                        "bfloat16 operands with float32 sums and float32 master weights (bf16); the same as "
+                        "SUKIYAKI_CUDA_PRECISION")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="cuda: convolutions run on channels-last (NHWC) copies of their operands, the layout "
+                        "tensor cores want (default: on in bf16, off otherwise; SUKIYAKI_CUDA_CHANNELS_LAST)")
 
 
 # ------------------------------------------------------------------ train

@@ -51,6 +51,7 @@ BAD = [
     (["train", "lenet", "--data", "d_train=/no/such/folder"], "no such file or folder"),
     (["train", "lenet", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["train", "lenet", "--precision", "tf32"], "--precision tf32 is a cuda backend setting; this run uses --device numpy"),
+    (["train", "lenet", "--channels-last"], "--channels-last is a cuda backend setting; this run uses --device numpy"),
     (["train", "lenet", "--precision", "fp8"], "argument --precision: invalid choice: 'fp8'"),
     (["train", "lenet", "--initial-weights", "/no/such.safetensors"], "weights file '/no/such.safetensors': cannot read it"),
     (["train", "lenet", "--resume", "/no/such.safetensors"], "checkpoint '/no/such.safetensors': cannot read it"),

@@ -4,17 +4,22 @@ Native arrays are CuPy ndarrays in column-major order on one GPU; every primitiv
 F-contiguous storage, as the numpy backend does, and nothing in here reads the device
 back to the host except ``to_numpy``, ``item`` and ``export``. Memory comes from CuPy's
 memory pool. Float32 arithmetic is float32: cuBLAS and cuDNN run without TF32 unless
-``SUKIYAKI_CUDA_PRECISION=tf32`` asks for tensor cores (see PRECISION).
+``SUKIYAKI_CUDA_PRECISION=tf32`` asks for tensor cores (see PRECISION), or ``bf16`` for
+products on bfloat16 operands (see set_precision). ``SUKIYAKI_CUDA_CHANNELS_LAST`` lays
+convolution operands out channels-last (NHWC) while cuDNN runs (see set_channels_last).
 """
 
 import os
 
-#: Arithmetic of float32 products (convolutions, matrix products): "fp32" (IEEE single) or "tf32"
-#: (tensor cores, 10-bit mantissa products, float32 sums). Read once, before CuPy and cuDNN start.
+#: Arithmetic of float32 products (convolutions, matrix products): "fp32" (IEEE single), "tf32"
+#: (tensor cores, 10-bit mantissa products, float32 sums) or "bf16" (operands rounded to bfloat16
+#: for the product, float32 sums and results: PyTorch's autocast; the blobs, the other layers
+#: and the ParamStore's master weights stay float32). Read once, before CuPy and cuDNN start.
+PRECISIONS = ("fp32", "tf32", "bf16")
 PRECISION = os.environ.get("SUKIYAKI_CUDA_PRECISION", "fp32").lower()
-if PRECISION not in ("fp32", "tf32"):
-    raise ValueError(f"SUKIYAKI_CUDA_PRECISION must be fp32 or tf32, got {PRECISION!r}")
-if PRECISION == "fp32":
+if PRECISION not in PRECISIONS:
+    raise ValueError(f"SUKIYAKI_CUDA_PRECISION must be one of {', '.join(PRECISIONS)}, got {PRECISION!r}")
+if PRECISION != "tf32":
     os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")  # fp32 means fp32 (read when the libraries start)
 else:
     os.environ.setdefault("CUPY_TF32", "1")  # CuPy's matrix products on TF32 tensor cores
@@ -26,6 +31,16 @@ from sukiyaki.backends.arraylike import ArrayModulePrimitives  # noqa: E402
 from sukiyaki.backends.cuda import blas, kernels, nn  # noqa: E402
 
 _F64 = np.dtype(np.float64)
+
+
+def _flag(name, default):
+    """A 0/1 environment setting."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value not in ("0", "1"):
+        raise ValueError(f"{name} must be 0 or 1, got {value!r}")
+    return value == "1"
 
 
 def _back(r):
@@ -144,6 +159,7 @@ class CudaBackend(ArrayModulePrimitives):
         cp.cuda.Device(device).use()
         self.nn = nn.Kernels(self)
         self.precision = PRECISION
+        self.channels_last = _flag("SUKIYAKI_CUDA_CHANNELS_LAST", PRECISION == "bf16")
         self.set_deterministic(os.environ.get("SUKIYAKI_CUDA_DETERMINISTIC", "0") == "1")
         self._rng = cp.random.default_rng()
         self._blas = None  # sukiyaki.backends.cuda.blas.Blas, made on the first float32 product
@@ -158,6 +174,30 @@ class CudaBackend(ArrayModulePrimitives):
         self.deterministic = bool(flag)
         self.autotune = not self.deterministic and os.environ.get("SUKIYAKI_CUDNN_AUTOTUNE", "1") != "0"
         self.nn.reset_convolutions()
+
+    def set_precision(self, mode):
+        """Switch the products between "fp32" and "bf16" (tf32 is chosen at start only: the libraries
+        read NVIDIA_TF32_OVERRIDE when they load). Convolution graphs are built again on next use."""
+        if mode not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {mode!r}")
+        if (mode == "tf32") != (self.precision == "tf32"):
+            raise ValueError(f"precision {mode}: this process started its CUDA libraries in {self.precision}; "
+                             f"tf32 is set before start (SUKIYAKI_CUDA_PRECISION=tf32 or --precision tf32)")
+        self.precision = mode
+        self._blas = None
+        self.nn.reset_convolutions()
+
+    def set_channels_last(self, flag=True):
+        """Convolution operands staged channels-last (NHWC) for cuDNN, the layout its tensor-core
+        engines want; the blobs themselves stay (h, w, c, n). On by default in bf16."""
+        self.channels_last = bool(flag)
+        self.nn.reset_convolutions()
+
+    def staging(self):
+        """How convolution operands are staged (sukiyaki.backends.cuda.staging.Staging)."""
+        from sukiyaki.backends.cuda.staging import Staging
+
+        return Staging(bf16=self.precision == "bf16", channels_last=self.channels_last)
 
     # --- CUDA graphs (optional: sukiyaki.backends.base.OPTIONAL_CAPABILITIES) ---
     def capture(self, fn):
@@ -319,7 +359,7 @@ class CudaBackend(ArrayModulePrimitives):
     def matmul(self, x, y, trans_x=False, trans_y=False):
         if blas.usable(x, y):  # cuBLAS through our handle: capturable in CUDA graphs
             if self._blas is None:
-                self._blas = blas.Blas(tf32=self.precision == "tf32")
+                self._blas = blas.Blas(tf32=self.precision == "tf32", bf16=self.precision == "bf16")
             return self._blas.gemm(x, y, trans_x, trans_y)
         yt = y if trans_y else y.T
         xt = x if trans_x else x.T

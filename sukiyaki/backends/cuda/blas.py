@@ -5,7 +5,8 @@ NotImplementedError), though cuBLAS itself records into CUDA graphs when its wor
 set by the caller. So the backend's float32 products call cuBLAS here, through a handle of
 our own with a workspace of our own: the same routine in eager steps and in captured ones.
 Column-major operands are what cuBLAS takes, so no transposed views are needed either.
-``SUKIYAKI_CUDA_PRECISION=tf32`` selects TF32 tensor cores (cublasGemmEx's compute type).
+``SUKIYAKI_CUDA_PRECISION=tf32`` selects TF32 tensor cores (cublasGemmEx's compute type);
+``bf16`` rounds both operands to bfloat16 (kernels/staging.cu) and sums in float32.
 """
 
 import ctypes
@@ -13,7 +14,7 @@ import ctypes
 import cupy as cp
 import numpy as np
 
-_CUDA_R_32F = 0
+_CUDA_R_32F, _CUDA_R_16BF = 0, 14
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32 = 68, 77
 _GEMM_DEFAULT = -1
 _OP_N, _OP_T = 0, 1
@@ -40,12 +41,17 @@ def _library():
 class Blas:
     """One cuBLAS handle and workspace on the current device."""
 
-    def __init__(self, tf32=False):
+    def __init__(self, tf32=False, bf16=False):
         lib = self.lib = _library()
         self.handle = ctypes.c_void_p()
         _check(lib.cublasCreate_v2(ctypes.byref(self.handle)), "cublasCreate")
         self.workspace = cp.empty(_WORKSPACE, dtype=np.uint8)
         self.compute = _COMPUTE_32F_FAST_TF32 if tf32 else _COMPUTE_32F
+        self.staging = None
+        if bf16:
+            from sukiyaki.backends.cuda.staging import Staging
+
+            self.staging = Staging(bf16=True)
         self.one, self.zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
         self._stream = None
         v, p, i = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int
@@ -71,11 +77,14 @@ class Blas:
         if k == 0:
             out.fill(0)
             return out
+        ld_x, ld_y, kind = max(x.shape[0], 1), max(y.shape[0], 1), _CUDA_R_32F
+        if self.staging is not None:  # bfloat16 copies, the same (column-major) layout
+            x, y, kind = self.staging.stage(x, x.size, 1, 1), self.staging.stage(y, y.size, 1, 1), _CUDA_R_16BF
         self._bind()
         _check(self.lib.cublasGemmEx(
             self.handle, _OP_T if trans_x else _OP_N, _OP_T if trans_y else _OP_N, m, n, k,
-            ctypes.addressof(self.one), x.data.ptr, _CUDA_R_32F, max(x.shape[0], 1),
-            y.data.ptr, _CUDA_R_32F, max(y.shape[0], 1),
+            ctypes.addressof(self.one), x.data.ptr, kind, ld_x,
+            y.data.ptr, kind, ld_y,
             ctypes.addressof(self.zero), out.data.ptr, _CUDA_R_32F, max(m, 1), self.compute, _GEMM_DEFAULT), "cublasGemmEx")
         return out
 

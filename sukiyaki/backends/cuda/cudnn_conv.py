@@ -8,9 +8,16 @@ give the same bits on every run (no atomics), for exact resume. Our blobs are (h
 column-major: cuDNN sees packed NCHW tensors whose "H" is our w and whose "W" is our h,
 so kernel, stride and padding are given w first. Every output's dims and strides are
 set explicitly (left to inference, fprop was seen to give wrong numbers).
+
+With a ``Staging`` (sukiyaki.backends.cuda.staging) that is active, operands are staged
+before each product, in bfloat16 and/or channels-last (NHWC strides; what cuDNN's tensor-core
+engines want), with float32 sums; results come back as float32 blobs, the convolution's bias
+added on the way.
 """
 
 import numpy as np
+
+from sukiyaki.backends.cuda.staging import Staging
 
 _F32 = np.dtype(np.float32)
 _UIDS = (1, 2, 3)  # the uids of every graph's two operands and its output
@@ -25,6 +32,12 @@ def _packed(dims):
     return list(reversed(strides))
 
 
+def _channels_last(dims):
+    """Strides of an (n, c, a, b) tensor stored channels-last: c fastest, then b, a, n."""
+    n, c, a, b = dims
+    return [c * a * b, 1, c * b, c]
+
+
 def _aligned(cp, x):
     """x as a packed array on a 16-byte boundary, as cuDNN requires (a copy only when it is not)."""
     x = cp.asfortranarray(x)
@@ -34,7 +47,8 @@ def _aligned(cp, x):
 class CudnnConv:
     """Memoized cuDNN convolution graphs on the current CuPy stream."""
 
-    def __init__(self, deterministic=False, autotune=True, precision="fp32", heuristics=("A", "FALLBACK")):
+    def __init__(self, deterministic=False, autotune=True, precision="fp32", heuristics=("A", "FALLBACK"),
+                 staging=None):
         try:
             import cudnn
         except ImportError as exc:
@@ -48,6 +62,8 @@ class CudnnConv:
         self._workspace = cp.empty(1, dtype=np.uint8)
         self.fallbacks = []  # graphs built without the deterministic, full-precision filter, and why
         self.deterministic, self.autotune, self.precision = bool(deterministic), bool(autotune), precision
+        self.staging = staging or Staging()
+        self.staged = self.staging.active  # operands staged (bf16 and/or channels-last) around each product
         self.heuristics = [getattr(cudnn.heur_mode, h) for h in heuristics]  # where the candidate engines come from
         self._graphs = {}  # (kind, spec, n) -> the built graph and its tensors
         self.tuned = {}  # (kind, spec, n) -> (plan name, milliseconds, plans tried) of autotuning
@@ -79,31 +95,29 @@ class CudnnConv:
         """Numerical notes we refuse: reduced precision in fp32, nondeterministic engines when
         deterministic. Winograd and FFT engines stay: within float32 tolerance, as in PyTorch."""
         enum = getattr(self.cudnn, "numerical_note", None)
-        names = ("REDUCED_PRECISION_REDUCTION", "DOWN_CONVERT_INPUTS") if self.precision == "fp32" else ()
+        names = {"fp32": ("REDUCED_PRECISION_REDUCTION", "DOWN_CONVERT_INPUTS"),  # float32 throughout
+                 "bf16": ("REDUCED_PRECISION_REDUCTION",)}.get(self.precision, ())  # float32 sums of bf16 products
         names += ("NONDETERMINISTIC",) if self.deterministic else ()
         return [getattr(enum, n) for n in names if enum is not None and hasattr(enum, n)]
 
     def _build(self, kind, spec, n, strict):
         cudnn = self.cudnn
         xd, wd, yd, conv = self._dims(spec, n)
-        g = cudnn.pygraph(io_data_type=cudnn.data_type.FLOAT, intermediate_data_type=cudnn.data_type.FLOAT,
+        dt = cudnn.data_type.BFLOAT16 if self.staging.bf16 else cudnn.data_type.FLOAT
+        strides = _channels_last if self.staging.channels_last else _packed
+        g = cudnn.pygraph(io_data_type=dt, intermediate_data_type=cudnn.data_type.FLOAT,
                           compute_data_type=cudnn.data_type.FLOAT, handle=self.handle)
+        first, second, od = {"fprop": (("x", xd), ("w", wd), yd), "dgrad": (("dy", yd), ("w", wd), xd),
+                             "wgrad": (("x", xd), ("dy", yd), wd)}[kind]
+        a, b = (g.tensor(name=name, dim=d, stride=strides(d), data_type=dt, uid=uid)
+                for (name, d), uid in zip((first, second), _UIDS))
         if kind == "fprop":
-            a = g.tensor(name="x", dim=xd, stride=_packed(xd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[0])
-            b = g.tensor(name="w", dim=wd, stride=_packed(wd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[1])
             out = g.conv_fprop(image=a, weight=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
-            od = yd
         elif kind == "dgrad":
-            a = g.tensor(name="dy", dim=yd, stride=_packed(yd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[0])
-            b = g.tensor(name="w", dim=wd, stride=_packed(wd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[1])
             out = g.conv_dgrad(loss=a, filter=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
-            od = xd
         else:
-            a = g.tensor(name="x", dim=xd, stride=_packed(xd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[0])
-            b = g.tensor(name="dy", dim=yd, stride=_packed(yd), data_type=cudnn.data_type.FLOAT, uid=_UIDS[1])
             out = g.conv_wgrad(image=a, loss=b, compute_data_type=cudnn.data_type.FLOAT, **conv)
-            od = wd
-        out.set_uid(_UIDS[2]).set_output(True).set_dim(od).set_stride(_packed(od))
+        out.set_uid(_UIDS[2]).set_output(True).set_dim(od).set_stride(strides(od)).set_data_type(dt)
         g.validate()
         g.build_operation_graph()
         g.create_execution_plans(self.heuristics)
@@ -123,6 +137,8 @@ class CudnnConv:
         """Index of the fastest plan that runs (each timed on random operands: one warm-up, best of 3)."""
         cp = self.cp
         pack = {t: cp.random.standard_normal(int(np.prod(d)), dtype=_F32) for t, d in zip(tensors, dims)}
+        if self.staging.bf16:  # the same values' upper halves: bfloat16 bit patterns
+            pack = {t: (v.view(np.uint32) >> 16).astype(np.uint16) for t, v in pack.items()}
         start, stop = cp.cuda.Event(), cp.cuda.Event()
         stream = cp.cuda.get_current_stream()
         self.cudnn.set_stream(handle=self.handle, stream=stream.ptr)
@@ -154,25 +170,65 @@ class CudnnConv:
         return best
 
     def _run(self, kind, spec, n, first, second, out_shape):
+        """The product's result: a float32 blob of out_shape, or, staged, a flat staged array."""
         cp = self.cp
         g, a, b, out, ws = self._graph(kind, spec, n)
         if self._workspace.size < ws:
             self._workspace = cp.empty(ws, dtype=np.uint8)
-        result = cp.empty(out_shape, dtype=_F32, order="F")
+        if self.staged:
+            result = cp.empty(int(np.prod(out_shape)), dtype=self.staging.dtype)
+        else:
+            result = cp.empty(out_shape, dtype=_F32, order="F")
         self.cudnn.set_stream(handle=self.handle, stream=cp.cuda.get_current_stream().ptr)
         # operands in uid order: the frontend's ordered path (no per-call Python dict binding)
         g.execute((_aligned(cp, first), _aligned(cp, second), result), self._workspace, handle=self.handle,
                   tensor_uids=_UIDS)
         return result
 
-    def forward(self, x, w, spec, n):
-        """y (h', w', out, n) of x (h, w, c, n) and w (kh, kw, c/g, out)."""
-        return self._run("fprop", spec, n, x, w, tuple(spec.out_shape) + (n,))
+    @staticmethod
+    def _scn(spec, n):
+        """(S, C, N) of x, w and y as the staging sees them."""
+        h, w, c = spec.in_shape
+        oh, ow, o = spec.out_shape
+        kh, kw = spec.ksize
+        return (h * w, c, n), (kh * kw, c // spec.group, o), (oh * ow, o, n)
+
+    def forward(self, x, w, spec, n, bias=None):
+        """y (h', w', out, n) of x (h, w, c, n) and w (kh, kw, c/g, out); plus bias where staged
+        (else the caller adds it)."""
+        shape = tuple(spec.out_shape) + (n,)
+        if not self.staged:
+            return self._run("fprop", spec, n, x, w, shape)
+        xs, ws, ys = self._scn(spec, n)
+        st = self.staging
+        y = self._run("fprop", spec, n, st.stage(x, *xs), st.stage(w, *ws), shape)
+        return st.unstage(y, shape, *ys, bias=bias)
+
+    def backward(self, x, w, dy, spec, n, need_dx=True, need_dw=True):
+        """(dx, dw), each None where not needed; staged operands are staged once for both."""
+        if not self.staged:
+            return (self.backward_data(dy, w, spec, n) if need_dx else None,
+                    self.backward_filter(x, dy, spec, n) if need_dw else None)
+        xs, ws, ys = self._scn(spec, n)
+        st = self.staging
+        dys = st.stage(dy, *ys)
+        dx = dw = None
+        if need_dx:
+            shape = tuple(spec.in_shape) + (n,)
+            dx = st.unstage(self._run("dgrad", spec, n, dys, st.stage(w, *ws), shape), shape, *xs)
+        if need_dw:
+            dw = st.unstage(self._run("wgrad", spec, n, st.stage(x, *xs), dys, spec.weight_shape),
+                            spec.weight_shape, *ws)
+        return dx, dw
 
     def backward_data(self, dy, w, spec, n):
         """dx (h, w, c, n)."""
+        if self.staged:
+            return self.backward(None, w, dy, spec, n, need_dw=False)[0]
         return self._run("dgrad", spec, n, dy, w, tuple(spec.in_shape) + (n,))
 
     def backward_filter(self, x, dy, spec, n):
         """dw (kh, kw, c/g, out)."""
+        if self.staged:
+            return self.backward(x, None, dy, spec, n, need_dx=False)[1]
         return self._run("wgrad", spec, n, x, dy, spec.weight_shape)

@@ -46,16 +46,21 @@ class Kernels:
 
             b = self.backend
             try:
-                self._conv = CudnnConv(deterministic=b.deterministic, autotune=b.autotune, precision=b.precision)
+                self._conv = CudnnConv(deterministic=b.deterministic, autotune=b.autotune, precision=b.precision,
+                                       staging=b.staging())
             except RuntimeError as exc:  # no cuDNN frontend: the slower path, said once
-                _log.warning("cuda: %s; convolutions fall back to im2col + cuBLAS (slower)", exc)
+                _log.warning("cuda: %s; convolutions fall back to im2col + cuBLAS (slower%s)", exc,
+                             ", and in float32: bf16 and channels-last need cuDNN" if b.staging().active else "")
                 self._conv = Im2colConv()
         return self._conv
 
     # --- convolution ---
     def conv2d_forward(self, x, w, b, spec, keep=False):
         n = x.shape[3] if x.ndim == 4 else 1
-        y = self._cudnn().forward(x, w, spec, n)
+        conv = self._cudnn()
+        if getattr(conv, "staged", False):  # bf16 and/or channels-last: the bias added as the result comes back
+            return conv.forward(x, w, spec, n, bias=b), None
+        y = conv.forward(x, w, spec, n)
         if b is not None:
             C = spec.out_shape[2]
             inner = y.size // (C * n)
@@ -67,8 +72,11 @@ class Kernels:
     def conv2d_backward(self, x, w, dy, spec, need_dx=True, need_dw=True, cache=None):
         n = dy.shape[3] if dy.ndim == 4 else 1
         conv = self._cudnn()
-        dx = conv.backward_data(dy, w, spec, n) if need_dx else None
-        dw = conv.backward_filter(x, dy, spec, n) if need_dw else None
+        if getattr(conv, "staged", False):
+            dx, dw = conv.backward(x, w, dy, spec, n, need_dx, need_dw)
+        else:
+            dx = conv.backward_data(dy, w, spec, n) if need_dx else None
+            dw = conv.backward_filter(x, dy, spec, n) if need_dw else None
         db = self.channel_sums(dy, spec.out_shape[2], n)
         return dx, dw, db
 
