@@ -2,7 +2,7 @@
 // LeNet as sukiyaki/nets/lenet.json (conv 5x5x20, max pool 2/2, conv 5x5x50, max pool 2/2, fc 500 +
 // ReLU, fc 10, softmax cross-entropy), batch 64, momentum SGD (lr 0.01, momentum 0.9, no decay), on
 // the same bundled MNIST digits (served by the benchmark as /bench/mnist.bin).
-//   await peer.setup(lib, backend)  lib "convnetjs" or "tfjs"; backend (tfjs) "cpu", "webgl", "wasm"
+//   await peer.setup(lib, backend)  lib "convnetjs" or "tfjs"; backend (tfjs) "cpu", "webgl", "wasm", "webgpu"
 //   await peer.window(seconds)      trains batches for at least that long: {images, seconds, loss}
 "use strict";
 
@@ -72,6 +72,9 @@ window.peer = (() => {
       const gl = tf.backend().gpgpu && tf.backend().gpgpu.gl;
       const ext = gl && gl.getExtension("WEBGL_debug_renderer_info");
       detail = ext ? `; renderer ${gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)}` : "";
+    } else if (backend === "webgpu") {
+      const ai = tf.backend().adapterInfo || {};
+      detail = `; adapter ${[ai.vendor, ai.architecture].filter(Boolean).join(" ") || "(no details)"}`;
     } else if (backend === "wasm") {
       const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
       const threads = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT");

@@ -15,6 +15,13 @@ machine: LeNet (sukiyaki/nets/lenet.json), batch 64, momentum SGD, the bundled M
   npm packages are read from benchmarks/.node_modules (see NPM_INSTALL); a missing one makes its
   rows 'not available' and says how to get it. Nothing is downloaded at run time: the
   benchmark's server serves only local files, and Chromium runs with its network features off.
+- TF.js webgpu (only when named in --peers; @tensorflow/tfjs-backend-webgpu 4.22): in the second
+  Chromium, the one with WebGPU, its windows taken in turn with ours (WebGPU)'s.
+
+On a machine with a real GPU (tools/chromium_gpu.py runs it so on the lent H200):
+--chromium-args gives every Chromium of the run further flags (e.g. Vulkan's) and drops the
+default --disable-gpu, so that WebGL and WebGPU may use the GPU; ours (numpy) is then asked
+for numpy explicitly (&backend=numpy), since that browser may give WebGPU too.
 
 Method: every system trains in timed windows of at least --seconds each, in rounds (each round
 gives every system one window, in turn, so that the machine's noise hits all alike); a
@@ -30,6 +37,8 @@ Usage:
     python benchmarks/browser_speed.py                       # 5 rounds of 4 s windows
     python benchmarks/browser_speed.py --quick               # smoke run (2 rounds of 1 s)
     python benchmarks/browser_speed.py --json benchmarks/results/browser_speed.json
+    python benchmarks/browser_speed.py --quick --peers "TF.js webgl,TF.js webgpu" \
+        --chromium-args "--enable-features=Vulkan --use-angle=vulkan --disable-vulkan-surface"
 """
 
 import argparse
@@ -39,6 +48,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import struct
@@ -60,17 +70,21 @@ from _measure import machine_line  # noqa: E402
 
 NODE_MODULES = HERE / ".node_modules" / "node_modules"
 NPM_INSTALL = ("npm install --prefix benchmarks/.node_modules convnetjs@0.3.0 @tensorflow/tfjs@4.22.0 "
-               "@tensorflow/tfjs-backend-wasm@4.22.0")
+               "@tensorflow/tfjs-backend-wasm@4.22.0 @tensorflow/tfjs-backend-webgpu@4.22.0")
 #: What each peer's page loads, relative to NODE_MODULES.
 PEER_FILES = {
     "convnetjs": ["convnetjs/build/convnet.js"],
     "tfjs": ["@tensorflow/tfjs/dist/tf.min.js"],
     "tfjs-wasm": ["@tensorflow/tfjs/dist/tf.min.js", "@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js"],
+    "tfjs-webgpu": ["@tensorflow/tfjs/dist/tf.min.js", "@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js"],
 }
 WASM_FILES = ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm", "tfjs-backend-wasm-threaded-simd.wasm"]
-#: (row label, lib, backend): the peers, in the order they are printed.
+#: (row label, lib, backend): the peers, in the order they are printed. Those on "webgpu" run in the
+#: WebGPU browser, beside ours (WebGPU).
 PEERS = [("ConvNetJS", "convnetjs", None), ("TF.js cpu", "tfjs", "cpu"), ("TF.js webgl", "tfjs", "webgl"),
-         ("TF.js wasm", "tfjs", "wasm")]
+         ("TF.js wasm", "tfjs", "wasm"), ("TF.js webgpu", "tfjs", "webgpu")]
+#: The peers run when --peers is not given.
+DEFAULT_PEERS = ["ConvNetJS", "TF.js cpu", "TF.js webgl", "TF.js wasm"]
 CHROMIUM = os.environ.get("SUKIYAKI_CHROMIUM", "/usr/bin/chromium")
 #: As tests/browser_helpers.py (DESIGN.md: what was seen to work here), WebGL allowed on SwiftShader.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -134,9 +148,14 @@ def missing_basics(pyodide):
     return missing
 
 
+def files_key(lib, backend):
+    """The PEER_FILES entry of a peer."""
+    return f"tfjs-{backend}" if lib == "tfjs" and backend in ("wasm", "webgpu") else lib
+
+
 def missing_npm(lib, backend):
     """None when a peer's files are in NODE_MODULES, else what is missing and how to get it."""
-    files = PEER_FILES["tfjs-wasm" if backend == "wasm" else lib]
+    files = PEER_FILES[files_key(lib, backend)]
     if backend == "wasm":
         files = files + [f"@tensorflow/tfjs-backend-wasm/dist/{w}" for w in WASM_FILES]
     gone = [f for f in files if not (NODE_MODULES / f).is_file()]
@@ -170,7 +189,7 @@ def make_app(pyodide):
 
     async def peer_page(request):
         lib = request.query.get("lib", "convnetjs")
-        key = "tfjs-wasm" if request.query.get("backend") == "wasm" else lib
+        key = files_key(lib, request.query.get("backend"))
         scripts = "\n".join(f'<script src="/bench/lib/{Path(f).name}"></script>' for f in PEER_FILES[key])
         return web.Response(text=PEER_PAGE.format(scripts=scripts), content_type="text/html")
 
@@ -240,11 +259,14 @@ class Server:
 class Browser:
     """A headless Chromium (a Playwright persistent context in a fresh profile)."""
 
-    def __init__(self, pw, extra=()):
+    def __init__(self, pw, extra=(), gpu_args=()):
+        """extra: flags for this browser; gpu_args (--chromium-args): flags for a real GPU, which drop --disable-gpu."""
         self.profile = tempfile.mkdtemp(prefix="sukiyaki-bench-chromium-")
         path = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+        flags = [f for f in FLAGS if not (gpu_args and f == "--disable-gpu")] + list(extra) + list(gpu_args)
+        self.flags = flags
         self.context = pw.chromium.launch_persistent_context(
-            self.profile, executable_path=path, headless=True, args=FLAGS + list(extra),
+            self.profile, executable_path=path, headless=True, args=flags,
             viewport={"width": 1000, "height": 800})
         self.context.set_default_timeout(120000)
         self.version = self.context.browser.version if self.context.browser else None
@@ -262,12 +284,12 @@ class Browser:
 class Ours:
     """The ``sukiyaki web`` page: boot once, then timed windows (Start, two iterations, time, Stop)."""
 
-    def __init__(self, browser, url):
+    def __init__(self, browser, url, query=""):
         self.page = browser.context.new_page()
         self.page.add_init_script(PROBES)
         self.errors = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.url = url
+        self.url, self.query = url, query
         self.windows, self.stalls = [], []
 
     def state(self, expr):
@@ -275,7 +297,7 @@ class Ours:
 
     def boot(self):
         """Open the page (training starts by itself); returns the boot figures."""
-        self.page.goto(self.url + "/?val_every=0")
+        self.page.goto(self.url + "/?val_every=0" + self.query)
         self.page.wait_for_function("window.__bench.iters.length >= 1 || window.sukiyaki.state.errors.length",
                                     timeout=180000, polling=100)
         errors = self.state("window.sukiyaki.state.errors")
@@ -319,37 +341,69 @@ class Ours:
         return rate
 
 
-def webgpu_row(pw, url, rounds, seconds):
-    """Ours on WebGPU in a Chromium with --enable-unsafe-webgpu, or Unavailable naming why."""
-    browser = Browser(pw, ["--enable-unsafe-webgpu"])
+ADAPTER_JS = """async () => {
+    if (!navigator.gpu) return {error: 'navigator.gpu is missing'};
+    const a = await navigator.gpu.requestAdapter();
+    if (!a) return {error: 'navigator.gpu.requestAdapter() gave no adapter'};
+    const i = a.info || {};
+    return {vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description};
+}"""
+
+
+def webgpu_rows(pw, url, rounds, seconds, peers=(), gpu_args=()):
+    """Ours on WebGPU, and the peers given (on "webgpu"), in a Chromium with --enable-unsafe-webgpu.
+
+    Returns (rows, unavailable): dicts by row label, as run()'s; each window of ours is followed by
+    one of each peer.
+    """
+    rows, unavailable = {}, {}
+    browser = Browser(pw, ["--enable-unsafe-webgpu"], gpu_args)
     try:
         page = browser.context.new_page()
         page.goto(url + "/bench/blank.html")  # is there an adapter at all?
-        adapter = page.evaluate("""async () => {
-            if (!navigator.gpu) return {error: 'navigator.gpu is missing'};
-            const a = await navigator.gpu.requestAdapter();
-            if (!a) return {error: 'navigator.gpu.requestAdapter() gave no adapter'};
-            const i = a.info || {};
-            return {vendor: i.vendor, architecture: i.architecture, description: i.description};
-        }""")
+        adapter = page.evaluate(ADAPTER_JS)
         page.close()
         if "error" in adapter:
-            raise Unavailable(adapter["error"])
-        where = ", ".join(adapter[k] for k in ("vendor", "architecture", "description") if adapter.get(k))
-        ours = Ours(browser, url)
-        booted = ours.boot()
-        if booted["backend"] != "webgpu":
-            from sukiyaki.web.wheel import sukiyaki_wheel
+            for label in ["ours (WebGPU)"] + [p[0] for p in peers]:
+                unavailable[label] = adapter["error"]
+            return rows, unavailable
+        where = ", ".join(adapter[k] for k in ("vendor", "architecture", "device", "description") if adapter.get(k))
+        ours, booted = None, None
+        try:
+            ours = Ours(browser, url)
+            booted = ours.boot()
+            if booted["backend"] != "webgpu":
+                from sukiyaki.web.wheel import sukiyaki_wheel
 
-            names = zipfile.ZipFile(io.BytesIO(sukiyaki_wheel()[1])).namelist()
-            has = "sukiyaki/backends/webgpu/browser.py" in names
-            raise Unavailable(f"the runtime trains on {booted['backend']} there: '{booted['why']}' "
-                              f"(sukiyaki/backends/webgpu/browser.py {'is' if has else 'is not'} in the wheel; "
-                              f"adapter: {where or 'no details'})")
-        for _ in range(rounds):
-            ours.window(seconds)
-        return {"images_per_s": statistics.median(ours.windows), "windows": ours.windows, "adapter": where,
-                "boot": booted}
+                names = zipfile.ZipFile(io.BytesIO(sukiyaki_wheel()[1])).namelist()
+                has = "sukiyaki/backends/webgpu/browser.py" in names
+                raise Unavailable(f"the runtime trains on {booted['backend']} there: '{booted['why']}' "
+                                  f"(sukiyaki/backends/webgpu/browser.py {'is' if has else 'is not'} in the wheel; "
+                                  f"adapter: {where or 'no details'})")
+        except Unavailable as exc:
+            unavailable["ours (WebGPU)"] = str(exc)
+            ours = None
+        others = []
+        for label, lib, backend in peers:
+            print(f"setting up {label} (in the WebGPU browser) ...", flush=True)
+            try:
+                others.append(Peer(browser, url, label, lib, backend))
+            except Unavailable as exc:
+                unavailable[label] = str(exc)
+        for r in range(rounds):
+            if ours is None and not others:
+                break
+            line = [f"ours (WebGPU) {ours.window(seconds):.1f}"] if ours is not None else []
+            line += [f"{p.label} {p.window(seconds):.1f}" for p in others]
+            print(f"  WebGPU browser, round {r + 1}/{rounds}: " + ", ".join(line) + " images/s", flush=True)
+        if ours is not None:
+            rows["ours (WebGPU)"] = {"images_per_s": statistics.median(ours.windows), "windows": ours.windows,
+                                     "adapter": where, "boot": booted}
+        for p in others:
+            rows[p.label] = {"images_per_s": statistics.median(p.windows), "windows": p.windows, "info": p.info,
+                             "adapter": where}
+            p.close()
+        return rows, unavailable
     finally:
         browser.close()
 
@@ -401,15 +455,16 @@ def run(args):
     t_run = time.perf_counter()
     try:
         with sync_playwright() as pw:
-            browser = Browser(pw)
+            browser = Browser(pw, gpu_args=args.chromium_args)
             result["chromium"] = browser.version
+            result["flags"] = browser.flags
             try:
-                ours = Ours(browser, server.url)
+                ours = Ours(browser, server.url, "&backend=numpy" if args.chromium_args else "")
                 print("booting ours (Pyodide, numpy, the wheel, the first gradient) ...", flush=True)
                 result["boot"] = ours.boot()
                 peers = []
                 for label, lib, backend in PEERS:
-                    if label not in args.peers:
+                    if label not in args.peers or backend == "webgpu":
                         continue
                     print(f"setting up {label} ...", flush=True)
                     try:
@@ -432,12 +487,16 @@ def run(args):
                     result["page_errors"] = ours.errors
             finally:
                 browser.close()
+            on_webgpu = [p for p in PEERS if p[0] in args.peers and p[2] == "webgpu"]
             if args.webgpu:
                 print("ours on WebGPU (a second Chromium, --enable-unsafe-webgpu) ...", flush=True)
-                try:
-                    result["rows"]["ours (WebGPU)"] = webgpu_row(pw, server.url, args.rounds, args.seconds)
-                except Unavailable as exc:
-                    result["unavailable"]["ours (WebGPU)"] = str(exc)
+                rows, unavailable = webgpu_rows(pw, server.url, args.rounds, args.seconds, on_webgpu,
+                                                args.chromium_args)
+                result["rows"].update(rows)
+                result["unavailable"].update(unavailable)
+            else:
+                for p in on_webgpu:
+                    result["unavailable"][p[0]] = "runs in the WebGPU browser, which --no-webgpu leaves out"
     finally:
         server.stop()
     result["run_s"] = time.perf_counter() - t_run
@@ -461,6 +520,11 @@ def report(result, args):
             print(f"{label:<28} {r['images_per_s']:>9.1f} {ratio:>10}   {wins}{extra}")
         elif label in result["unavailable"]:
             print(f"{label:<28} not available: {result['unavailable'][label]}")
+    if "ours (WebGPU)" in rows:
+        gpu = rows["ours (WebGPU)"]["images_per_s"]
+        beside = [f"{gpu / rows[k]['images_per_s']:.2f}x {k}" for k in ("TF.js webgpu", "TF.js webgl") if k in rows]
+        print(f"ours (WebGPU) [{rows['ours (WebGPU)']['adapter']}]: {gpu:.1f} images/s"
+              + (f" = {', '.join(beside)}" if beside else ""))
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in boot["stages_s"].items())
     print(f"\nboot to the first gradient (page opened to its first iteration shown): {boot['boot_s']:.2f} s "
           f"(stages: {stages}); backend: {boot['why']}")
@@ -502,18 +566,27 @@ def versions():
 
 
 def main(argv=None):
+    global NODE_MODULES
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5, help="timed windows per system (default 5)")
     p.add_argument("--seconds", type=float, default=4.0, help="least length of a window (default 4 s)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 1 s windows")
-    p.add_argument("--peers", default=",".join(x[0] for x in PEERS),
-                   help="peers to run, comma-separated (default: all: " + ", ".join(x[0] for x in PEERS) + ")")
+    p.add_argument("--peers", default=",".join(DEFAULT_PEERS),
+                   help="peers to run, comma-separated (default: " + ", ".join(DEFAULT_PEERS) + "; also: "
+                   + ", ".join(x[0] for x in PEERS if x[0] not in DEFAULT_PEERS) + ")")
     p.add_argument("--no-webgpu", dest="webgpu", action="store_false", help="skip the WebGPU row")
     p.add_argument("--pyodide", default=str(ROOT.parent / "shared" / "pyodide" / "0.27.7"),
                    help="the local Pyodide 0.27.7 folder (default: ../shared/pyodide/0.27.7)")
+    p.add_argument("--chromium-args", default="", metavar="FLAGS",
+                   help="further Chromium flags for a real GPU, one string (e.g. '--enable-features=Vulkan "
+                   "--use-angle=vulkan'); given, the default --disable-gpu is dropped")
+    p.add_argument("--node-modules", default=str(NODE_MODULES), metavar="DIR",
+                   help="where the peers' npm packages are (default: benchmarks/.node_modules/node_modules)")
     p.add_argument("--json", metavar="PATH", help="write the results there as JSON")
     args = p.parse_args(argv)
+    NODE_MODULES = Path(args.node_modules)
+    args.chromium_args = shlex.split(args.chromium_args)
     if args.quick:
         args.rounds, args.seconds = 2, 1.0
     if args.rounds < 1 or args.seconds <= 0:
@@ -537,7 +610,8 @@ def main(argv=None):
         out = dict(result, date=datetime.datetime.now().isoformat(timespec="seconds"), machine=machine_line(),
                    cores=os.cpu_count(), versions=versions(), goals=goals,
                    args={"rounds": args.rounds, "seconds": args.seconds, "quick": args.quick, "peers": args.peers,
-                         "webgpu": args.webgpu},
+                         "webgpu": args.webgpu, "chromium_args": args.chromium_args,
+                         "node_modules": str(NODE_MODULES)},
                    command="python benchmarks/browser_speed.py " + " ".join(sys.argv[1:] if argv is None else argv))
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

@@ -110,7 +110,8 @@ def test_browser_speed_quick_prints_every_row_and_goal(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     missing = bench.missing_basics(Path(__file__).resolve().parents[2] / "shared" / "pyodide" / "0.27.7")
-    npm = [why for _, lib, backend in bench.PEERS if (why := bench.missing_npm(lib, backend))]
+    npm = [why for label, lib, backend in bench.PEERS
+           if label in bench.DEFAULT_PEERS and (why := bench.missing_npm(lib, backend))]
     if missing or npm:
         pytest.skip("browser_speed.py needs " + "; ".join(missing + npm[:1]))
     out_json = tmp_path / "browser.json"
