@@ -61,32 +61,6 @@ def _elementwise(fn):
     return run
 
 
-_DIRECT_DTYPES = ("float32", "float64")
-_DIRECT_BINARY = ("add", "sub", "mul", "div")
-_DIRECT_UNARY = ("neg", "exp", "log", "sqrt", "abs")
-
-
-def _direct(op, fn):
-    """op of kernels/elementwise.cu launched directly where every operand is a float32 or float64
-    array of one shape and dtype, each F-contiguous (the usual case: a few microseconds less
-    than CuPy's ufunc dispatch on small matrices, the same bits); else fn."""
-    def run(*args):
-        x = args[0]
-        if isinstance(x, cp.ndarray) and x.dtype.name in _DIRECT_DTYPES and x.flags.f_contiguous and x.size:
-            dt, shape = x.dtype, x.shape
-            if all(isinstance(a, cp.ndarray) and a.dtype == dt and a.shape == shape and a.flags.f_contiguous
-                   for a in args[1:]):
-                out = cp.empty(shape, dtype=dt, order="F")
-                n = x.size
-                kernels.function("elementwise", f"{op}_{dt.name}")(
-                    (min(-(-n // 256), 65535 * 8),), (256,), args + (out, np.uint64(n)))
-                return out
-        return fn(*args)
-
-    run.__name__ = op
-    return run
-
-
 def _axes_t(axis, ndim):
     """Axis numbers of the transposed view."""
     if axis is None:
@@ -191,9 +165,6 @@ class CudaBackend(ArrayModulePrimitives):
         self._blas = None  # sukiyaki.backends.cuda.blas.Blas, made on the first float32 product
         self.binary = {op: _elementwise(fn) for op, fn in BINARY.items()}
         self.unary = {op: _elementwise(fn) for op, fn in UNARY.items()}
-        for table, direct in ((self.binary, _DIRECT_BINARY), (self.unary, _DIRECT_UNARY)):
-            for op in direct:
-                table[op] = _direct(op, table[op])
 
     def set_deterministic(self, flag=True):
         """Deterministic mode: the same bits on every run (exact resume of a checkpoint, runs
