@@ -47,7 +47,7 @@ def backend(cuda):
 def _mode(b, precision, channels_last):
     if b.precision == "tf32":
         pytest.skip("this process runs the cuda backend in tf32 (SUKIYAKI_CUDA_PRECISION=tf32); bf16 and fp32 "
-                    "cannot be switched to there")
+                    "cannot be switched to there; runs where it starts in fp32 or bf16")
     b.set_precision(precision)
     b.set_channels_last(channels_last)
 
@@ -163,7 +163,8 @@ def test_bf16_matrix_product(backend, trans_x, trans_y):
 @on_cuda
 def test_tf32_cannot_be_switched_on_after_start(backend):
     if backend.precision == "tf32":
-        pytest.skip("this process started in tf32")
+        pytest.skip("this process started the cuda backend in tf32 (SUKIYAKI_CUDA_PRECISION=tf32); "
+                    "runs where it starts in fp32 or bf16")
     with pytest.raises(ValueError, match="tf32 is set before start"):
         backend.set_precision("tf32")
     with pytest.raises(ValueError, match="precision must be one of fp32, tf32, bf16"):
